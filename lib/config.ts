@@ -1,0 +1,55 @@
+/**
+ * Configuration, read once from the environment and checked up front: a typo in an
+ * environment variable stops the server at start with a message naming the variable, instead
+ * of surfacing later as odd behaviour.
+ */
+
+export interface Config {
+  /** TCP port; 0 picks a free one (tests use that). */
+  port: number;
+  host: string;
+  /** Where the page and its assets live. */
+  publicDir: string;
+  /** Idle streams get a comment this often (0 = never). */
+  heartbeatMs: number;
+  /** Sent as `retry:` on every stream: the browser's reconnect delay. */
+  retryMs: number;
+  /** Unread bytes a client may accumulate before it is disconnected. */
+  maxBacklogBytes: number;
+  /** How long shutdown waits for streams and requests to finish before exiting anyway. */
+  shutdownTimeoutMs: number;
+}
+
+export const DEFAULTS: Config = {
+  port: 8080,
+  host: '127.0.0.1',
+  publicDir: new URL('../public/', import.meta.url).pathname,
+  heartbeatMs: 15_000,
+  retryMs: 3_000,
+  maxBacklogBytes: 1024 * 1024,
+  shutdownTimeoutMs: 5_000,
+};
+
+/** Reads a whole number from the environment, or the default when the variable is unset. */
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const text = env[name];
+  if (text === undefined || text === '') return fallback;
+  const value = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!(value >= min && value <= max)) {
+    throw new Error(`Invalid configuration: ${name} must be an integer from ${min} to ${max}, not ${JSON.stringify(text)}`);
+  }
+  return value;
+}
+
+/** Builds the configuration from environment variables (see README for the list). */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  return {
+    port: integer(env, 'PORT', DEFAULTS.port, 0, 65_535),
+    host: env['HOST'] || DEFAULTS.host,
+    publicDir: DEFAULTS.publicDir,
+    heartbeatMs: integer(env, 'HEARTBEAT_MS', DEFAULTS.heartbeatMs, 0, 3_600_000),
+    retryMs: integer(env, 'RETRY_MS', DEFAULTS.retryMs, 0, 3_600_000),
+    maxBacklogBytes: integer(env, 'MAX_BACKLOG_BYTES', DEFAULTS.maxBacklogBytes, 1024, 1024 ** 3),
+    shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', DEFAULTS.shutdownTimeoutMs, 0, 600_000),
+  };
+}

@@ -1,0 +1,91 @@
+/**
+ * The plain-HTTP side of the server: JSON answers, errors that carry their status, and request
+ * bodies read with a size limit. Every error a client sees goes through `sendJson`, so each one
+ * is `{"error": "..."}` with a 4xx status, never a stack trace.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/** An error meant for the client: its message is safe to show, its status says whose fault. */
+export class HttpError extends Error {
+  override name = 'HttpError';
+  readonly status: number;
+  readonly headers: Record<string, string>;
+
+  constructor(status: number, message: string, headers: Record<string, string> = {}) {
+    super(message);
+    this.status = status;
+    this.headers = headers;
+  }
+}
+
+/** Answers with a JSON body. `no-store`: API answers describe live state and must not be cached. */
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(text),
+    'Cache-Control': 'no-store',
+    ...headers,
+  });
+  res.end(text);
+}
+
+/**
+ * Reads the whole request body, refusing more than `limit` bytes with 413.
+ *
+ * The limit is checked as bytes arrive, not after: a client announcing (or just sending) a
+ * gigabyte is stopped at the limit instead of being buffered into memory first.
+ */
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (declared > limit) throw new HttpError(413, `Request body is larger than ${limit} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new HttpError(413, `Request body is larger than ${limit} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Reads a JSON or form-encoded body into a plain object of fields.
+ * HTML forms post `application/x-www-form-urlencoded`; `fetch` callers usually post JSON.
+ */
+export async function readFields(
+  req: IncomingMessage,
+  limit: number,
+  accept: { form: boolean } = { form: false },
+): Promise<Record<string, unknown>> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  const isForm = type === 'application/x-www-form-urlencoded';
+  if (type !== 'application/json' && !(accept.form && isForm)) {
+    const allowed = accept.form ? 'application/json or application/x-www-form-urlencoded' : 'application/json';
+    throw new HttpError(415, `Content-Type must be ${allowed}, not "${type || 'none'}"`);
+  }
+  const body = await readBody(req, limit);
+  let text: string;
+  try {
+    // `fatal`: invalid UTF-8 is refused, not silently turned into U+FFFD and published.
+    text = new TextDecoder('utf-8', { fatal: true }).decode(body);
+  } catch {
+    throw new HttpError(400, 'Request body is not valid UTF-8');
+  }
+  if (isForm) return Object.fromEntries(new URLSearchParams(text));
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new HttpError(400, 'Request body is not valid JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new HttpError(400, 'Request body must be a JSON object');
+  }
+  return value as Record<string, unknown>;
+}

@@ -1,0 +1,60 @@
+/**
+ * `GET /events`: the demo from the Python and Go SSE tutorials. A paragraph arrives one
+ * sentence at a time, each with an id, then an `end` event, then the server closes.
+ *
+ * It shows the resume protocol in its smallest form: a browser that loses the connection
+ * reconnects with `Last-Event-ID: n` and continues at sentence n + 1. Once the paragraph is
+ * finished, a reconnect gets 204 No Content, the one answer that makes `EventSource` stop
+ * reconnecting for good.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { HttpError } from './http.ts';
+import { lastEventId, openStream, type StreamOptions, type StreamRegistry } from './sse.ts';
+
+export const SENTENCES = [
+  'Server-Sent Events let a server push text to the browser over one long HTTP response.',
+  'Each event is a few lines of text, ended by a blank line.',
+  'Every event here carries an id, and the browser remembers the last one it saw.',
+  'If the connection drops, the browser reconnects and sends that id back as Last-Event-ID.',
+  'So the server picks up right where it left off, and nothing is lost.',
+] as const;
+
+/** Reads an integer query or header value, refusing anything that is not one in range. */
+function integerIn(name: string, text: string, min: number, max: number): number {
+  const value = /^\d{1,9}$/.test(text) ? Number(text) : NaN;
+  if (!(value >= min && value <= max)) {
+    throw new HttpError(400, `${name} must be an integer from ${min} to ${max}, not ${JSON.stringify(text)}`);
+  }
+  return value;
+}
+
+export function handleParagraph(
+  registry: StreamRegistry,
+  options: StreamOptions,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+): void {
+  const intervalText = url.searchParams.get('interval');
+  const intervalMs = intervalText === null ? 1000 : integerIn('interval', intervalText, 10, 10_000);
+  const lastIdText = lastEventId(req, url);
+  const lastId = lastIdText === undefined ? 0 : integerIn('Last-Event-ID', lastIdText, 0, SENTENCES.length);
+
+  if (lastId === SENTENCES.length) {
+    res.writeHead(204).end();
+    return;
+  }
+
+  const stream = openStream(registry, req, res, options);
+  let next = lastId;
+  const timer = setInterval(() => {
+    stream.send({ id: String(next + 1), data: SENTENCES[next]! });
+    next += 1;
+    if (next === SENTENCES.length) {
+      // `end` has data so the browser dispatches it: an event with no data is never delivered.
+      stream.send({ event: 'end', data: 'The paragraph is complete.' });
+      stream.end('done');
+    }
+  }, intervalMs);
+  stream.onClose(() => clearInterval(timer));
+}

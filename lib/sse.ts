@@ -1,0 +1,349 @@
+/**
+ * The Server-Sent Events protocol, top to bottom:
+ *
+ *   1. framing     – `formatEvent` turns one message into the exact bytes of the wire format;
+ *   2. opening     – `openStream` answers a request with the headers a stream needs;
+ *   3. streaming   – `SseStream` writes whole frames, bounds its backlog, and cleans up once;
+ *   4. heartbeats  – `StreamRegistry` keeps idle streams alive with one shared timer.
+ *
+ * Spec: https://html.spec.whatwg.org/multipage/server-sent-events.html
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+// ---------------------------------------------------------------------------------------------
+// 1. Framing
+// ---------------------------------------------------------------------------------------------
+
+/** One message of an event stream. Every field is optional; `undefined` means "absent". */
+export interface SseMessage {
+  /** The event type; the browser dispatches it to `addEventListener(event, …)`. */
+  event?: string;
+  /** Becomes the browser's `lastEventId`, sent back as `Last-Event-ID` when it reconnects. */
+  id?: string;
+  /** How long the browser waits before reconnecting, in milliseconds. */
+  retry?: number;
+  /** The payload. It may span lines: each line becomes its own `data:` field. */
+  data?: string;
+  /** A comment: the browser ignores it, but it keeps proxies from timing the stream out. */
+  comment?: string;
+}
+
+/** Thrown when a message cannot be framed without changing its meaning. Routes answer 400. */
+export class SseFormatError extends Error {
+  override name = 'SseFormatError';
+}
+
+/**
+ * The spec's line terminators: CRLF, lone LF and lone CR all end a line. CRLF comes first in
+ * the alternation so it is consumed as one terminator, not as two lines.
+ */
+const LINE_BREAK = /\r\n|\r|\n/;
+
+/**
+ * Frames one message as the exact text of the wire format, ending with the blank line that
+ * makes the browser dispatch it.
+ *
+ * Rules kept here, each of which a classic tutorial gets wrong somewhere:
+ * - data is split on CR, LF and CRLF into one `data: ` line each, so a payload can never end
+ *   the frame early or smuggle in a field of its own;
+ * - exactly one space follows the colon: the parser strips one space, so a payload that
+ *   itself starts with a space survives;
+ * - `event` and `id` are single-line fields; a line break (or NUL, in an id) would change the
+ *   meaning of the frame, so it is refused rather than silently stripped;
+ * - presence is `!== undefined`: `data: ""`, `id: ""` (which resets the browser's last id) and
+ *   `retry: 0` are all meaningful values.
+ */
+export function formatEvent(message: SseMessage): string {
+  const { event, id, retry, data, comment } = message;
+  if (event === undefined && id === undefined && retry === undefined && data === undefined && comment === undefined) {
+    throw new SseFormatError('Cannot format an event: it has no fields');
+  }
+  let frame = '';
+  if (comment !== undefined) {
+    for (const line of comment.split(LINE_BREAK)) frame += `: ${line}\n`;
+  }
+  if (event !== undefined) {
+    if (LINE_BREAK.test(event)) {
+      throw new SseFormatError(`Cannot format an event: event type ${JSON.stringify(event)} contains a line break`);
+    }
+    frame += `event: ${event}\n`;
+  }
+  if (id !== undefined) {
+    // The browser ignores an id containing NUL, so the client would silently keep an old id.
+    if (LINE_BREAK.test(id) || id.includes('\0')) {
+      throw new SseFormatError(`Cannot format an event: id ${JSON.stringify(id)} contains a line break or NUL`);
+    }
+    frame += `id: ${id}\n`;
+  }
+  if (retry !== undefined) {
+    // The browser accepts only ASCII digits here; anything else is ignored without a word.
+    if (!Number.isSafeInteger(retry) || retry < 0) {
+      throw new SseFormatError(`Cannot format an event: retry ${String(retry)} is not a non-negative integer`);
+    }
+    frame += `retry: ${retry}\n`;
+  }
+  if (data !== undefined) {
+    for (const line of data.split(LINE_BREAK)) frame += `data: ${line}\n`;
+  }
+  return frame + '\n';
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Opening a stream
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The response headers of an event stream, each there for a reason:
+ * - `text/event-stream` is what makes `EventSource` accept the response at all; the stream
+ *   is always UTF-8, and saying so stops proxies and `curl` from guessing;
+ * - `no-cache` stops browsers and proxies from storing or replaying a live stream;
+ * - `X-Accel-Buffering: no` tells nginx (and proxies that copy it) not to buffer the response,
+ *   which would otherwise hold events back until a buffer fills;
+ * - `keep-alive` states the intent for HTTP/1.1 clients and proxies: this response does not end.
+ * There is deliberately no `Content-Length` (the length is unknown) and no compression
+ * (gzip buffers bytes until it has enough to compress, which delays events).
+ */
+function streamHeaders(req: IncomingMessage): Record<string, string> {
+  const headers: Record<string, string> = {
+    'Content-Type': 'text/event-stream; charset=utf-8',
+    'Cache-Control': 'no-cache',
+    'X-Accel-Buffering': 'no',
+  };
+  // HTTP/2 forbids the Connection header, and HTTP/1.0 closes by default anyway.
+  if (req.httpVersion === '1.1') headers['Connection'] = 'keep-alive';
+  return headers;
+}
+
+/**
+ * The id the client saw last, if it says: browsers send the `Last-Event-ID` header when they
+ * reconnect; clients that cannot set headers (a first `EventSource` connection, for one) may
+ * pass `?lastEventId=` instead. The header wins when both are present.
+ */
+export function lastEventId(req: IncomingMessage, url: URL): string | undefined {
+  const header = req.headers['last-event-id'];
+  if (header !== undefined) return Array.isArray(header) ? header.join(', ') : header;
+  return url.searchParams.get('lastEventId') ?? undefined;
+}
+
+/** Why a stream ended: counted by the metrics, and useful in logs. */
+export type CloseReason = 'client' | 'done' | 'slow' | 'stalled' | 'shutdown';
+
+export interface StreamOptions {
+  /** Sent as `retry:` right after the headers: how long the browser waits to reconnect. */
+  retryMs: number;
+  /** The most bytes a client may leave unread before it is disconnected. */
+  maxBacklogBytes: number;
+  /** Extra response headers (CORS, for instance). */
+  headers?: Record<string, string>;
+}
+
+/**
+ * Answers `req` with an event stream and returns the stream to write to.
+ *
+ * Call it only once the request is known to be good: after `writeHead` the status is fixed at
+ * 200, so every 4xx decision must come first. Headers are flushed at once so the browser's
+ * `open` event fires now, not when the first event happens to arrive.
+ */
+export function openStream(
+  registry: StreamRegistry,
+  req: IncomingMessage,
+  res: ServerResponse,
+  options: StreamOptions,
+): SseStream {
+  res.writeHead(200, { ...streamHeaders(req), ...options.headers });
+  res.flushHeaders();
+  // Small writes must leave at once; Nagle's algorithm would hold them back waiting for more.
+  res.socket?.setNoDelay(true);
+  const stream = new SseStream(res, registry, options.maxBacklogBytes);
+  stream.send({ retry: options.retryMs });
+  return stream;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Streaming
+// ---------------------------------------------------------------------------------------------
+
+const HEARTBEAT = Buffer.from(formatEvent({ comment: 'heartbeat' }));
+
+/**
+ * One open event stream. It writes whole frames only, so a heartbeat can never land inside a
+ * frame, and it owns the one cleanup that runs when the connection closes, whoever closes it.
+ */
+export class SseStream {
+  readonly #res: ServerResponse;
+  readonly #registry: StreamRegistry;
+  readonly #maxBacklogBytes: number;
+  readonly #cleanups: Array<() => void> = [];
+  #closed = false;
+  #closeReason: CloseReason = 'client';
+  /** Set by every write, cleared by the heartbeat tick: a stream that wrote needs no ping. */
+  wroteSinceTick = false;
+  /** Heartbeat ticks in a row that found this stream waiting for a drain that never came. */
+  stalledTicks = 0;
+
+  constructor(res: ServerResponse, registry: StreamRegistry, maxBacklogBytes: number) {
+    this.#res = res;
+    this.#registry = registry;
+    this.#maxBacklogBytes = maxBacklogBytes;
+    registry.add(this);
+    // 'close' fires exactly once, for every way a response can end: the client went away,
+    // we called end(), or we destroyed the socket. So it is the one place to clean up.
+    res.once('close', () => this.#cleanup());
+    // Any progress on the socket means the client is still reading.
+    res.on('drain', () => {
+      this.stalledTicks = 0;
+    });
+  }
+
+  /** True once the connection has closed; writes after that are ignored. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Bytes written but not yet accepted by the kernel: the client's unread backlog. */
+  get backlogBytes(): number {
+    return this.#res.writableLength;
+  }
+
+  /** True while an earlier write is still waiting for the socket to drain. */
+  get waitingForDrain(): boolean {
+    return this.#res.writableNeedDrain;
+  }
+
+  /** Frames and sends one message. Throws `SseFormatError` for a message that cannot be framed. */
+  send(message: SseMessage): boolean {
+    return this.write(formatEvent(message));
+  }
+
+  /**
+   * Writes frames that are already serialised (whole frames only). Publishing serialises an
+   * event once and hands the same bytes to every subscriber through this method.
+   *
+   * `res.write()` never refuses data: it queues what the socket cannot take. A client that stops
+   * reading would make that queue grow without end, so past `maxBacklogBytes` the client is
+   * disconnected; a browser reconnects and resumes with `Last-Event-ID`.
+   */
+  write(frames: string | Buffer): boolean {
+    if (this.#closed) return false;
+    this.wroteSinceTick = true;
+    this.#res.write(frames);
+    if (this.#res.writableLength > this.#maxBacklogBytes) {
+      this.destroy('slow');
+      return false;
+    }
+    return true;
+  }
+
+  /** Registers work to undo when the stream closes (unsubscribe, clear a timer). */
+  onClose(cleanup: () => void): void {
+    if (this.#closed) cleanup();
+    else this.#cleanups.push(cleanup);
+  }
+
+  /** Ends the stream gracefully: what was written is still delivered, then the response ends. */
+  end(reason: CloseReason = 'done'): void {
+    if (this.#closed) return;
+    this.#closeReason = reason;
+    this.#res.end();
+  }
+
+  /** Cuts the connection now, dropping the backlog: for clients that cannot keep up. */
+  destroy(reason: CloseReason): void {
+    if (this.#closed) return;
+    this.#closeReason = reason;
+    this.#res.destroy();
+  }
+
+  /** Runs once per connection, however it ended; safe to call again. */
+  #cleanup(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#registry.remove(this, this.#closeReason);
+    for (const cleanup of this.#cleanups.splice(0)) cleanup();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Heartbeats and the set of open streams
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Every open stream, with one shared heartbeat timer.
+ *
+ * Proxies and load balancers close connections that carry no bytes for a while (nginx after
+ * 60 s, many cloud balancers sooner), so an idle stream gets a comment line every
+ * `heartbeatMs`. One timer serves all streams instead of one timer per client: ten thousand
+ * clients cost one timer, and the timer runs only while a stream is open. A stream that wrote
+ * anything during the last tick needs no heartbeat, so an idle stream hears from us at least
+ * every two ticks.
+ *
+ * The same tick finds stalled clients: if a stream's backlog has not drained for
+ * `stallTicks` ticks in a row, the client is not reading (or is gone without a goodbye), and
+ * the stream is cut.
+ */
+export class StreamRegistry {
+  readonly #streams = new Set<SseStream>();
+  readonly #heartbeatMs: number;
+  readonly #stallTicks: number;
+  #timer: NodeJS.Timeout | undefined;
+  /** How many streams ended, by reason. */
+  readonly closed: Record<CloseReason, number> = { client: 0, done: 0, slow: 0, stalled: 0, shutdown: 0 };
+
+  constructor(options: { heartbeatMs: number; stallTicks?: number }) {
+    this.#heartbeatMs = options.heartbeatMs;
+    this.#stallTicks = options.stallTicks ?? 2;
+  }
+
+  /** Open streams right now. */
+  get size(): number {
+    return this.#streams.size;
+  }
+
+  /** True while the heartbeat timer runs (only while a stream is open). */
+  get heartbeatRunning(): boolean {
+    return this.#timer !== undefined;
+  }
+
+  add(stream: SseStream): void {
+    this.#streams.add(stream);
+    if (this.#timer === undefined && this.#heartbeatMs > 0) {
+      this.#timer = setInterval(() => this.#tick(), this.#heartbeatMs);
+      // The timer alone should never keep the process alive: the server does that.
+      this.#timer.unref();
+    }
+  }
+
+  remove(stream: SseStream, reason: CloseReason): void {
+    if (!this.#streams.delete(stream)) return;
+    this.closed[reason] += 1;
+    if (this.#streams.size === 0 && this.#timer !== undefined) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  /** Ends every stream, first telling clients when to come back (graceful shutdown). */
+  endAll(retryMs: number): void {
+    const goodbye = formatEvent({ retry: retryMs });
+    for (const stream of this.#streams) {
+      stream.write(goodbye);
+      stream.end('shutdown');
+    }
+  }
+
+  #tick(): void {
+    for (const stream of this.#streams) {
+      if (stream.waitingForDrain) {
+        stream.stalledTicks += 1;
+        if (stream.stalledTicks >= this.#stallTicks) {
+          stream.destroy('stalled');
+          continue;
+        }
+      } else {
+        stream.stalledTicks = 0;
+      }
+      if (!stream.wroteSinceTick) stream.write(HEARTBEAT);
+      stream.wroteSinceTick = false;
+    }
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * Serves the files under `public/` and nothing else.
+ *
+ * Path traversal is the classic hole in hand-written static servers: `/../server.ts`,
+ * `/%2e%2e/server.ts`, `/..%2fserver.ts`, `//etc/passwd`, `/C:\...`. Rather than trying to
+ * normalise such paths into something safe, any path with a `.` or `..` segment, an empty
+ * segment, a backslash or a NUL is refused outright, and the resolved file must still lie
+ * inside the root as a last check.
+ */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { extname, join, resolve, sep } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { HttpError } from './http.ts';
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.txt': 'text/plain; charset=utf-8',
+};
+
+/** Turns a raw request path into the segments of a file path, or refuses it with 400. */
+export function safeSegments(rawPath: string): string[] {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(rawPath);
+  } catch {
+    throw new HttpError(400, 'Path is not valid percent-encoding');
+  }
+  if (!decoded.startsWith('/') || decoded.includes('\\') || decoded.includes('\0')) {
+    throw new HttpError(400, 'Path is not allowed');
+  }
+  if (decoded === '/') return ['index.html'];
+  const segments = decoded.slice(1).split('/');
+  if (segments.some((segment) => segment === '' || segment === '.' || segment === '..')) {
+    throw new HttpError(400, 'Path is not allowed');
+  }
+  return segments;
+}
+
+/** Answers GET/HEAD for a file under `root`; 404 when there is no such file. */
+export async function serveStatic(root: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  // The raw path, before any URL normalisation could quietly resolve `..` for us.
+  const rawPath = (req.url ?? '/').split('?')[0]!;
+  const base = resolve(root);
+  const file = join(base, ...safeSegments(rawPath));
+  if (!file.startsWith(base + sep)) throw new HttpError(400, 'Path is not allowed');
+
+  const info = await stat(file).catch(() => undefined);
+  if (!info?.isFile()) throw new HttpError(404, `No such file: ${rawPath}`);
+
+  res.writeHead(200, {
+    'Content-Type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream',
+    'Content-Length': info.size,
+    // Revalidate every time: this is a teaching server, edits should show on reload.
+    'Cache-Control': 'no-cache',
+    // Never let a browser guess a type: a guessed text/html would run as a page.
+    'X-Content-Type-Options': 'nosniff',
+  });
+  if (req.method === 'HEAD') {
+    res.end();
+    return;
+  }
+  await pipeline(createReadStream(file), res);
+}

@@ -1,0 +1,113 @@
+/**
+ * What every test needs: a real server on a free port, and a real client that reads an event
+ * stream through the spec decoder. Waiting is always for a thing, with a bound, never a sleep.
+ */
+import { EventEmitter, once } from 'node:events';
+import { request, type IncomingMessage } from 'node:http';
+import { createApp, type App, type AppOptions } from '../server.ts';
+import { silentLogger } from '../lib/log.ts';
+import { SseDecoder, type DecodedEvent } from './sse-decoder.ts';
+
+export interface Running {
+  app: App;
+  url: URL;
+  close(): Promise<void>;
+}
+
+/** Starts a server on 127.0.0.1, on a port the OS picks. */
+export async function startApp(options: AppOptions = {}): Promise<Running> {
+  const app = createApp({ port: 0, host: '127.0.0.1', logger: silentLogger, ...options });
+  const url = await app.listen();
+  return {
+    app,
+    url,
+    async close() {
+      app.server.closeAllConnections();
+      await new Promise<void>((resolve) => app.server.close(() => resolve()));
+    },
+  };
+}
+
+/** Resolves when `predicate` holds, checking on every `emitter` event; rejects after `ms`. */
+export async function until(
+  emitter: EventEmitter,
+  eventName: string,
+  predicate: () => boolean,
+  ms = 5000,
+): Promise<void> {
+  const signal = AbortSignal.timeout(ms);
+  while (!predicate()) {
+    await once(emitter, eventName, { signal });
+  }
+}
+
+/** Polls a condition that has no event to wait on (counts inside the server), with a bound. */
+export async function eventually(predicate: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** A raw HTTP client for an event stream: every byte is kept, and events are decoded by the spec. */
+export class StreamClient extends EventEmitter {
+  readonly events: DecodedEvent[] = [];
+  readonly decoder = new SseDecoder();
+  raw = '';
+  ended = false;
+  response!: IncomingMessage;
+  readonly #request;
+
+  constructor(url: URL | string, headers: Record<string, string> = {}) {
+    super();
+    this.#request = request(url, { headers: { Accept: 'text/event-stream', ...headers } });
+    this.#request.on('error', () => {
+      this.ended = true;
+      this.emit('change');
+    });
+    this.#request.on('response', (response) => {
+      this.response = response;
+      this.emit('response', response);
+      response.on('data', (chunk: Buffer) => {
+        this.raw += chunk.toString('utf8');
+        this.events.push(...this.decoder.push(chunk));
+        this.emit('change');
+      });
+      response.on('close', () => {
+        this.ended = true;
+        this.emit('change');
+      });
+    });
+    this.#request.end();
+  }
+
+  /** Resolves with the response once its headers arrive. */
+  async opened(ms = 5000): Promise<IncomingMessage> {
+    if (this.response) return this.response;
+    const [response] = (await once(this, 'response', { signal: AbortSignal.timeout(ms) })) as [IncomingMessage];
+    return response;
+  }
+
+  /** Waits until at least `count` events have arrived. */
+  async waitForEvents(count: number, ms = 5000): Promise<DecodedEvent[]> {
+    await until(this, 'change', () => this.events.length >= count || this.ended, ms);
+    if (this.events.length < count) throw new Error(`Stream ended after ${this.events.length} of ${count} events`);
+    return this.events;
+  }
+
+  /** Waits until the server ends the response. */
+  async waitForEnd(ms = 5000): Promise<void> {
+    await until(this, 'change', () => this.ended, ms);
+  }
+
+  /** Hangs up abruptly, as a closed browser tab does. */
+  abort(): void {
+    this.#request.destroy();
+  }
+}
+
+/** A response's JSON body, loosely typed for assertions. */
+export async function jsonBody(response: Response): Promise<Record<string, any>> {
+  return (await response.json()) as Record<string, any>;
+}
