@@ -9,7 +9,10 @@ import { pathToFileURL } from 'node:url';
 import { DEFAULTS, loadConfig, type Config } from './lib/config.ts';
 import { HttpError, sendJson } from './lib/http.ts';
 import { stderrLogger, type Logger } from './lib/log.ts';
+import { Hub } from './lib/hub.ts';
+import { handleMetrics } from './lib/metrics.ts';
 import { handleParagraph } from './lib/paragraph.ts';
+import { handleMessages, handlePublish, handleStream, type PubSubContext } from './lib/pubsub.ts';
 import { SseFormatError, StreamRegistry, type StreamOptions } from './lib/sse.ts';
 import { serveStatic } from './lib/static.ts';
 
@@ -25,6 +28,7 @@ export interface App {
   server: Server;
   config: Config;
   streams: StreamRegistry;
+  hub: Hub;
   /** Listens on the configured host and port; resolves to the base URL (port 0 → a free one). */
   listen(): Promise<URL>;
   /** Stops accepting, ends every stream with a `retry:` hint, and waits (bounded) for the rest. */
@@ -33,17 +37,29 @@ export interface App {
 
 export interface AppOptions extends Partial<Config> {
   logger?: Logger;
+  /**
+   * The address a request comes from, for access checks. The default is the socket's peer.
+   * Behind a reverse proxy that is the proxy; this is where you would read the proxy's
+   * `X-Forwarded-For` instead (only for proxies you trust: clients can send that header too).
+   */
+  clientAddress?: (req: IncomingMessage) => string | undefined;
 }
 
 export function createApp(options: AppOptions = {}): App {
-  const { logger = stderrLogger, ...overrides } = options;
+  const { logger = stderrLogger, clientAddress = (req) => req.socket.remoteAddress, ...overrides } = options;
   const config: Config = { ...DEFAULTS, ...overrides };
   const streams = new StreamRegistry({ heartbeatMs: config.heartbeatMs });
   const streamOptions: StreamOptions = { retryMs: config.retryMs, maxBacklogBytes: config.maxBacklogBytes };
+  const hub = new Hub({ historySize: config.historySize, maxChannels: config.maxChannels });
+  const pubsub: PubSubContext = { hub, streams, streamOptions, publishKey: config.publishKey, clientAddress };
 
   const routes: Route[] = [
     { method: 'GET', path: '/healthz', handle: (_req, res) => sendJson(res, 200, { status: 'ok', streams: streams.size }) },
     { method: 'GET', path: '/events', handle: (req, res, url) => handleParagraph(streams, streamOptions, req, res, url) },
+    { method: 'GET', path: '/stream', handle: (req, res, url) => handleStream(pubsub, req, res, url) },
+    { method: 'POST', path: '/publish', handle: (req, res) => handlePublish(pubsub, req, res) },
+    { method: 'POST', path: '/messages', handle: (req, res) => handleMessages(pubsub, req, res) },
+    { method: 'GET', path: '/metrics', handle: (_req, res) => handleMetrics(streams, hub, res) },
   ];
 
   async function dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -86,6 +102,7 @@ export function createApp(options: AppOptions = {}): App {
     server,
     config,
     streams,
+    hub,
     async listen() {
       await new Promise<void>((resolveListen, rejectListen) => {
         server.once('error', rejectListen);

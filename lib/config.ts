@@ -16,6 +16,12 @@ export interface Config {
   retryMs: number;
   /** Unread bytes a client may accumulate before it is disconnected. */
   maxBacklogBytes: number;
+  /** Events each channel keeps for `Last-Event-ID` replay. */
+  historySize: number;
+  /** Channels the hub remembers; past this it forgets the least recently used idle one. */
+  maxChannels: number;
+  /** Shared secret for publishing; unset means "publish from this machine only". */
+  publishKey: string | undefined;
   /** How long shutdown waits for streams and requests to finish before exiting anyway. */
   shutdownTimeoutMs: number;
 }
@@ -27,6 +33,9 @@ export const DEFAULTS: Config = {
   heartbeatMs: 15_000,
   retryMs: 3_000,
   maxBacklogBytes: 1024 * 1024,
+  historySize: 1000,
+  maxChannels: 10_000,
+  publishKey: undefined,
   shutdownTimeoutMs: 5_000,
 };
 
@@ -50,6 +59,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     heartbeatMs: integer(env, 'HEARTBEAT_MS', DEFAULTS.heartbeatMs, 0, 3_600_000),
     retryMs: integer(env, 'RETRY_MS', DEFAULTS.retryMs, 0, 3_600_000),
     maxBacklogBytes: integer(env, 'MAX_BACKLOG_BYTES', DEFAULTS.maxBacklogBytes, 1024, 1024 ** 3),
+    historySize: integer(env, 'HISTORY_SIZE', DEFAULTS.historySize, 0, 1_000_000),
+    maxChannels: integer(env, 'MAX_CHANNELS', DEFAULTS.maxChannels, 1, 10_000_000),
+    publishKey: env['PUBLISH_KEY'] || undefined,
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', DEFAULTS.shutdownTimeoutMs, 0, 600_000),
   };
 }

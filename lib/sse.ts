@@ -220,17 +220,20 @@ export class SseStream {
    * event once and hands the same bytes to every subscriber through this method.
    *
    * `res.write()` never refuses data: it queues what the socket cannot take. A client that stops
-   * reading would make that queue grow without end, so past `maxBacklogBytes` the client is
-   * disconnected; a browser reconnects and resumes with `Last-Event-ID`.
+   * reading would make that queue grow without end, so a client that still has more than
+   * `maxBacklogBytes` unread when the next write comes is disconnected; a browser reconnects
+   * and resumes with `Last-Event-ID`. Checking before the write, not after, lets a client
+   * that keeps up take a burst larger than the bound; the queue never exceeds the bound plus
+   * one write.
    */
   write(frames: string | Buffer): boolean {
     if (this.#closed) return false;
-    this.wroteSinceTick = true;
-    this.#res.write(frames);
     if (this.#res.writableLength > this.#maxBacklogBytes) {
       this.destroy('slow');
       return false;
     }
+    this.wroteSinceTick = true;
+    this.#res.write(frames);
     return true;
   }
 

@@ -45,3 +45,80 @@ document.getElementById('paragraph-restart').addEventListener('click', () => {
   paragraph.close();
   paragraph = startParagraph();
 });
+
+// ---------------------------------------------------------------------------------------------
+// The hub: every /stream panel shares ONE EventSource. Over HTTP/1.1 a browser allows six
+// connections per origin, and each EventSource holds one open for good: one per panel would
+// leave a second tab of this page hanging. Following other channels means reopening that one
+// connection with the new list, passing the last id so nothing published meanwhile is missed.
+// ---------------------------------------------------------------------------------------------
+
+const hub = {
+  channels: ['sse'],
+  handlers: [],
+  source: undefined,
+  lastEventId: '',
+  setState: undefined,
+
+  /** Calls `handler` for every event of `type`, across reconnects and channel changes. */
+  on(type, handler) {
+    this.handlers.push([type, handler]);
+    this.source?.addEventListener(type, handler);
+  },
+
+  /** (Re)opens the connection following `channels`. */
+  follow(channels) {
+    this.channels = [...new Set(channels)];
+    // A new EventSource starts with no last id of its own, so hand it the one we tracked.
+    this.source?.close();
+    const query = new URLSearchParams(this.channels.map((channel) => ['channel', channel]));
+    if (this.lastEventId) query.set('lastEventId', this.lastEventId);
+    this.source = new EventSource(`/stream?${query}`);
+    this.setState = showState(this.source, document.getElementById('stream-state'));
+    for (const [type, handler] of this.handlers) this.source.addEventListener(type, handler);
+  },
+};
+// Remember the newest id of any event, whatever its type.
+for (const type of ['message', 'social', 'response_status', 'reset']) {
+  hub.on(type, (event) => {
+    if (event.lastEventId) hub.lastEventId = event.lastEventId;
+  });
+}
+
+function chatChannels() {
+  const form = document.getElementById('chat-follow');
+  const channels = [...form.querySelectorAll('input[name="channel"]:checked')].map((box) => box.value);
+  const own = document.getElementById('chat-own-channel').value.trim();
+  if (own) channels.push(own);
+  return channels;
+}
+
+hub.on('social', (event) => {
+  const { channel, message } = JSON.parse(event.data);
+  const item = document.createElement('li');
+  const tag = document.createElement('strong');
+  tag.textContent = `${channel}: `;
+  item.append(tag, document.createTextNode(message));
+  document.getElementById('chat-log').prepend(item);
+});
+
+document.getElementById('chat-follow').addEventListener('submit', (submit) => {
+  submit.preventDefault();
+  hub.follow(['sse', ...chatChannels()]);
+});
+
+document.getElementById('chat-form').addEventListener('submit', async (submit) => {
+  submit.preventDefault();
+  const input = document.getElementById('chat-message');
+  const errorText = document.getElementById('chat-error');
+  errorText.textContent = '';
+  const response = await fetch('/messages', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ channel: document.getElementById('chat-channel').value, message: input.value }),
+  });
+  if (response.ok) input.value = '';
+  else errorText.textContent = (await response.json()).error;
+});
+
+hub.follow(['sse', ...chatChannels()]);

@@ -1,0 +1,99 @@
+/**
+ * The HTTP face of the hub:
+ * - `GET /stream?channel=a&channel=b` follows channels, resuming after `Last-Event-ID`;
+ * - `POST /publish` puts an event on a channel (publishers only);
+ * - `POST /messages` is the public channel chat from the Flask-SSE tutorial.
+ * Everything is validated before the stream opens or the event is stored, so a bad request
+ * gets a 4xx and changes nothing.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { requirePublisher } from './access.ts';
+import { HttpError, readFields, sendJson } from './http.ts';
+import type { Hub } from './hub.ts';
+import { lastEventId, openStream, type StreamOptions, type StreamRegistry } from './sse.ts';
+
+/** Flask-SSE's default channel. */
+export const DEFAULT_CHANNEL = 'sse';
+
+/** Letters, digits, `_` and `-`: safe in a URL, a log line, and a Redis key. */
+const CHANNEL_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** A connection may follow this many channels at most: each one costs a lookup per event. */
+const MAX_CHANNELS_PER_STREAM = 16;
+
+/** Publish bodies are small; a bound keeps one request from filling memory (413 past it). */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+export interface PubSubContext {
+  hub: Hub;
+  streams: StreamRegistry;
+  streamOptions: StreamOptions;
+  publishKey: string | undefined;
+  clientAddress(req: IncomingMessage): string | undefined;
+}
+
+/** Throws 400 unless `name` is a valid public channel name. */
+export function checkChannel(name: unknown, action: string): string {
+  if (typeof name !== 'string' || !CHANNEL_NAME.test(name)) {
+    throw new HttpError(400, `Cannot ${action}: channel ${JSON.stringify(name ?? null)} must match ${CHANNEL_NAME.source}`);
+  }
+  return name;
+}
+
+/**
+ * Parses `Last-Event-ID` for the hub: absent or empty means "new client"; anything but a
+ * whole number is refused, because no id this server ever sent looks like that.
+ */
+export function parseLastEventId(req: IncomingMessage, url: URL): number | undefined {
+  const text = lastEventId(req, url);
+  if (text === undefined || text === '') return undefined;
+  if (!/^\d{1,15}$/.test(text)) {
+    throw new HttpError(400, `Last-Event-ID must be an event id this server sent, not ${JSON.stringify(text.slice(0, 100))}`);
+  }
+  return Number(text);
+}
+
+export function handleStream(context: PubSubContext, req: IncomingMessage, res: ServerResponse, url: URL): void {
+  const requested = url.searchParams.getAll('channel');
+  const channels = [...new Set(requested.length > 0 ? requested : [DEFAULT_CHANNEL])];
+  if (channels.length > MAX_CHANNELS_PER_STREAM) {
+    throw new HttpError(400, `Cannot subscribe: at most ${MAX_CHANNELS_PER_STREAM} channels per stream, not ${channels.length}`);
+  }
+  for (const channel of channels) checkChannel(channel, 'subscribe');
+  const lastId = parseLastEventId(req, url);
+
+  const stream = openStream(context.streams, req, res, context.streamOptions);
+  const unsubscribe = context.hub.subscribe(stream, { channels, lastEventId: lastId });
+  stream.onClose(unsubscribe);
+}
+
+export async function handlePublish(context: PubSubContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  requirePublisher(req, context.clientAddress(req), context.publishKey);
+  const body = await readFields(req, MAX_BODY_BYTES);
+  const channel = checkChannel(body['channel'], 'publish');
+  const { event, data } = body;
+  if (event !== undefined && typeof event !== 'string') {
+    throw new HttpError(400, 'Cannot publish: event must be a string');
+  }
+  if (data === undefined) throw new HttpError(400, 'Cannot publish: data is required');
+  // A string goes out as it is; any other JSON value goes out as JSON text.
+  const text = typeof data === 'string' ? data : JSON.stringify(data);
+  const published = context.hub.publish({ channel, event, data: text });
+  sendJson(res, 202, { id: String(published.id) });
+}
+
+/** The chat's message limit, counted in characters (code points), not UTF-16 units or bytes. */
+const MAX_MESSAGE_CHARACTERS = 2000;
+
+export async function handleMessages(context: PubSubContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const body = await readFields(req, MAX_BODY_BYTES, { form: true });
+  const channel = checkChannel(body['channel'], 'send a message');
+  const message = body['message'];
+  const length = typeof message === 'string' ? [...message].length : 0;
+  if (typeof message !== 'string' || length < 1 || length > MAX_MESSAGE_CHARACTERS) {
+    throw new HttpError(400, `Cannot send a message: message must be text of 1 to ${MAX_MESSAGE_CHARACTERS} characters`);
+  }
+  // The channel rides along so a page following several channels on one stream can tell them apart.
+  const published = context.hub.publish({ channel, event: 'social', data: JSON.stringify({ channel, message }) });
+  sendJson(res, 202, { id: String(published.id) });
+}
