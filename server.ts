@@ -9,19 +9,57 @@ import { pathToFileURL } from 'node:url';
 import { DEFAULTS, loadConfig, type Config } from './lib/config.ts';
 import { HttpError, sendJson } from './lib/http.ts';
 import { stderrLogger, type Logger } from './lib/log.ts';
+import { startCourier } from './lib/courier.ts';
 import { Hub } from './lib/hub.ts';
 import { handleMetrics } from './lib/metrics.ts';
+import { handleFlaky, handleRequestStatus, StatusMonitor } from './lib/monitor.ts';
+import {
+  handleCreateOrder,
+  handleGetOrder,
+  handleListOrders,
+  handleOrderMonitor,
+  handleSetStatus,
+  loadSecret,
+  publishOrder,
+  type OrderContext,
+} from './lib/order-monitor.ts';
+import { OrderStore } from './lib/orders.ts';
 import { handleParagraph } from './lib/paragraph.ts';
 import { handleMessages, handlePublish, handleStream, type PubSubContext } from './lib/pubsub.ts';
 import { SseFormatError, StreamRegistry, type StreamOptions } from './lib/sse.ts';
 import { serveStatic } from './lib/static.ts';
+import { startTicker } from './lib/ticker.ts';
 
-type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>;
+/** `params` holds the `:name` segments of the route's path, decoded. */
+type Handler = (req: IncomingMessage, res: ServerResponse, url: URL, params: Record<string, string>) => void | Promise<void>;
 
 interface Route {
   method: 'GET' | 'POST';
+  /** A path; a segment `:name` matches any one segment. */
   path: string;
   handle: Handler;
+}
+
+/** Matches `pathname` against a route path, returning its parameters, or undefined. */
+function matchPath(pattern: string, pathname: string): Record<string, string> | undefined {
+  const want = pattern.split('/');
+  const have = pathname.split('/');
+  if (want.length !== have.length) return undefined;
+  const params: Record<string, string> = {};
+  for (const [index, segment] of want.entries()) {
+    const actual = have[index]!;
+    if (segment.startsWith(':')) {
+      if (actual === '') return undefined;
+      try {
+        params[segment.slice(1)] = decodeURIComponent(actual);
+      } catch {
+        throw new HttpError(400, 'Path is not valid percent-encoding');
+      }
+    } else if (segment !== actual) {
+      return undefined;
+    }
+  }
+  return params;
 }
 
 export interface App {
@@ -29,6 +67,8 @@ export interface App {
   config: Config;
   streams: StreamRegistry;
   hub: Hub;
+  orders: OrderStore;
+  monitor: StatusMonitor;
   /** Listens on the configured host and port; resolves to the base URL (port 0 → a free one). */
   listen(): Promise<URL>;
   /** Stops accepting, ends every stream with a `retry:` hint, and waits (bounded) for the rest. */
@@ -52,6 +92,16 @@ export function createApp(options: AppOptions = {}): App {
   const streamOptions: StreamOptions = { retryMs: config.retryMs, maxBacklogBytes: config.maxBacklogBytes };
   const hub = new Hub({ historySize: config.historySize, maxChannels: config.maxChannels });
   const pubsub: PubSubContext = { hub, streams, streamOptions, publishKey: config.publishKey, clientAddress };
+  const orders = new OrderStore(config.dataDir, { maxOrders: config.maxOrders, onChange: (order) => publishOrder(hub, order) });
+  const ordering: OrderContext = { ...pubsub, orders, secret: loadSecret(config.dataDir, config.orderSecret) };
+  const monitor = new StatusMonitor({
+    hub,
+    target: () => config.monitorUrl ?? new URL('/demo/flaky', ownUrl()),
+    timeoutMs: config.monitorTimeoutMs,
+    intervalMs: config.monitorIntervalMs,
+  });
+  const stopTicker = startTicker(hub, config.tickMs);
+  const stopCourier = startCourier(hub, orders, config.courierMs);
 
   const routes: Route[] = [
     { method: 'GET', path: '/healthz', handle: (_req, res) => sendJson(res, 200, { status: 'ok', streams: streams.size }) },
@@ -60,19 +110,36 @@ export function createApp(options: AppOptions = {}): App {
     { method: 'POST', path: '/publish', handle: (req, res) => handlePublish(pubsub, req, res) },
     { method: 'POST', path: '/messages', handle: (req, res) => handleMessages(pubsub, req, res) },
     { method: 'GET', path: '/metrics', handle: (_req, res) => handleMetrics(streams, hub, res) },
+    { method: 'GET', path: '/request_status', handle: (_req, res) => handleRequestStatus(monitor, res) },
+    { method: 'GET', path: '/demo/flaky', handle: (_req, res) => handleFlaky(res) },
+    { method: 'POST', path: '/orders', handle: (req, res) => handleCreateOrder(ordering, req, res) },
+    { method: 'GET', path: '/orders', handle: (req, res) => handleListOrders(ordering, req, res) },
+    { method: 'GET', path: '/orders/:id', handle: (req, res, url, { id }) => handleGetOrder(ordering, req, res, url, id!) },
+    { method: 'POST', path: '/orders/:id/status', handle: (req, res, _url, { id }) => handleSetStatus(ordering, req, res, id!) },
+    { method: 'GET', path: '/order_monitor', handle: (req, res, url) => handleOrderMonitor(ordering, req, res, url) },
   ];
 
   async function dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    const matches = routes.filter((route) => route.path === url.pathname);
-    const route = matches.find((candidate) => candidate.method === req.method);
-    if (route) return route.handle(req, res, url);
+    const matches = routes.flatMap((route) => {
+      const params = matchPath(route.path, url.pathname);
+      return params ? [{ route, params }] : [];
+    });
+    const found = matches.find(({ route }) => route.method === req.method);
+    if (found) return found.route.handle(req, res, url, found.params);
     if (matches.length > 0) {
-      const allow = matches.map((candidate) => candidate.method).join(', ');
+      const allow = matches.map(({ route }) => route.method).join(', ');
       throw new HttpError(405, `Method ${req.method} is not allowed on ${url.pathname}`, { Allow: allow });
     }
     if (req.method === 'GET' || req.method === 'HEAD') return serveStatic(config.publicDir, req, res);
     throw new HttpError(405, `Method ${req.method} is not allowed on ${url.pathname}`, { Allow: 'GET, HEAD' });
+  }
+
+  /** Our own base URL, for the monitor's default target: loopback when listening on every address. */
+  function ownUrl(): URL {
+    const { address, port } = server.address() as AddressInfo;
+    const host = address === '0.0.0.0' || address === '::' ? '127.0.0.1' : address.includes(':') ? `[${address}]` : address;
+    return new URL(`http://${host}:${port}/`);
   }
 
   const server = createServer((req, res) => {
@@ -103,6 +170,8 @@ export function createApp(options: AppOptions = {}): App {
     config,
     streams,
     hub,
+    orders,
+    monitor,
     async listen() {
       await new Promise<void>((resolveListen, rejectListen) => {
         server.once('error', rejectListen);
@@ -111,19 +180,21 @@ export function createApp(options: AppOptions = {}): App {
           resolveListen();
         });
       });
-      const { port } = server.address() as AddressInfo;
-      const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-      return new URL(`http://${host}:${port}/`);
+      return ownUrl();
     },
     async shutdown() {
       const closed = new Promise<void>((resolveClose) => server.close(() => resolveClose()));
+      stopTicker();
+      stopCourier();
+      monitor.stop();
       streams.endAll(config.retryMs);
       server.closeIdleConnections();
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<void>((resolveDeadline) => {
         timer = setTimeout(resolveDeadline, config.shutdownTimeoutMs);
       });
-      await Promise.race([closed, deadline]);
+      // Order changes already accepted finish saving (and publishing) before we go.
+      await Promise.race([Promise.all([closed, orders.idle()]), deadline]);
       clearTimeout(timer);
       // Whatever is still open after the deadline (a client that never reads) is cut.
       server.closeAllConnections();

@@ -22,6 +22,22 @@ export interface Config {
   maxChannels: number;
   /** Shared secret for publishing; unset means "publish from this machine only". */
   publishKey: string | undefined;
+  /** The ticker's period on channel `sse` (0 = off). */
+  tickMs: number;
+  /** The status monitor's period (0 = off). */
+  monitorIntervalMs: number;
+  /** What the monitor probes; unset = this server's own flaky demo endpoint. */
+  monitorUrl: URL | undefined;
+  /** How long a probe may take before it counts as failed. */
+  monitorTimeoutMs: number;
+  /** Where orders (and the watch-token secret) are kept. */
+  dataDir: string;
+  /** Secret for order watch tokens; unset = one generated and kept in DATA_DIR. */
+  orderSecret: string | undefined;
+  /** Orders kept at most. */
+  maxOrders: number;
+  /** The demo courier's period (0 = off). */
+  courierMs: number;
   /** How long shutdown waits for streams and requests to finish before exiting anyway. */
   shutdownTimeoutMs: number;
 }
@@ -36,6 +52,14 @@ export const DEFAULTS: Config = {
   historySize: 1000,
   maxChannels: 10_000,
   publishKey: undefined,
+  tickMs: 1000,
+  monitorIntervalMs: 5000,
+  monitorUrl: undefined,
+  monitorTimeoutMs: 3000,
+  dataDir: 'data',
+  orderSecret: undefined,
+  maxOrders: 10_000,
+  courierMs: 3000,
   shutdownTimeoutMs: 5_000,
 };
 
@@ -50,6 +74,17 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
   return value;
 }
 
+/** Reads an http(s) URL from the environment, or undefined when the variable is unset. */
+function httpUrl(env: NodeJS.ProcessEnv, name: string): URL | undefined {
+  const text = env[name];
+  if (text === undefined || text === '') return undefined;
+  const url = URL.canParse(text) ? new URL(text) : undefined;
+  if (url?.protocol !== 'http:' && url?.protocol !== 'https:') {
+    throw new Error(`Invalid configuration: ${name} must be an http or https URL, not ${JSON.stringify(text)}`);
+  }
+  return url;
+}
+
 /** Builds the configuration from environment variables (see README for the list). */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
@@ -62,6 +97,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     historySize: integer(env, 'HISTORY_SIZE', DEFAULTS.historySize, 0, 1_000_000),
     maxChannels: integer(env, 'MAX_CHANNELS', DEFAULTS.maxChannels, 1, 10_000_000),
     publishKey: env['PUBLISH_KEY'] || undefined,
+    tickMs: integer(env, 'TICK_MS', DEFAULTS.tickMs, 0, 3_600_000),
+    monitorIntervalMs: integer(env, 'MONITOR_INTERVAL_MS', DEFAULTS.monitorIntervalMs, 0, 3_600_000),
+    monitorUrl: httpUrl(env, 'MONITOR_URL'),
+    monitorTimeoutMs: integer(env, 'MONITOR_TIMEOUT_MS', DEFAULTS.monitorTimeoutMs, 1, 600_000),
+    dataDir: env['DATA_DIR'] || DEFAULTS.dataDir,
+    orderSecret: env['ORDER_SECRET'] || undefined,
+    maxOrders: integer(env, 'MAX_ORDERS', DEFAULTS.maxOrders, 1, 10_000_000),
+    courierMs: integer(env, 'COURIER_MS', DEFAULTS.courierMs, 0, 3_600_000),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', DEFAULTS.shutdownTimeoutMs, 0, 600_000),
   };
 }

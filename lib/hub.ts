@@ -47,6 +47,12 @@ export interface SubscribeOptions {
   lastEventId?: number;
   /** Deliver only events published with this key. */
   key?: string;
+  /**
+   * For state that can be sent whole (an order's status): frames describing the state as of
+   * event `upTo`, sent instead of the id-only frame to a new client and instead of `reset`
+   * when replay cannot be complete.
+   */
+  snapshot?: (upTo: number) => string;
 }
 
 /** Counters for /metrics. */
@@ -120,6 +126,8 @@ interface Group {
 interface Channel {
   history: History;
   groups: Set<Group>;
+  /** Connections following this channel now. */
+  listeners: number;
 }
 
 export interface HubOptions {
@@ -144,6 +152,7 @@ export class Hub {
   #forgottenUpTo = 0;
   #pending: HubEvent[] = [];
   #flushScheduled = false;
+  readonly #demandWatchers = new Map<string, Set<(listening: boolean) => void>>();
   readonly stats: HubStats = { published: 0, delivered: 0, resets: 0 };
 
   constructor(options: HubOptions) {
@@ -174,6 +183,24 @@ export class Hub {
     return this.#channels.size;
   }
 
+  /** Connections following `channel` now. */
+  listenersOf(channel: string): number {
+    return this.#channels.get(channel)?.listeners ?? 0;
+  }
+
+  /**
+   * Calls `watcher(true)` when `channel` gains its first listener and `watcher(false)` when it
+   * loses its last, so demo timers run only while someone is listening. Returns the function
+   * that stops watching.
+   */
+  onDemand(channel: string, watcher: (listening: boolean) => void): () => void {
+    let watchers = this.#demandWatchers.get(channel);
+    if (!watchers) this.#demandWatchers.set(channel, (watchers = new Set()));
+    watchers.add(watcher);
+    if (this.listenersOf(channel) > 0) watcher(true);
+    return () => watchers.delete(watcher);
+  }
+
   /**
    * Stores and schedules delivery of one event; returns it with its id.
    * Throws `SseFormatError` (before anything is stored) if the event cannot be framed.
@@ -189,7 +216,7 @@ export class Hub {
     this.#pending.push(event);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      setImmediate(() => this.#flush());
+      setImmediate(() => this.flush());
     }
     return event;
   }
@@ -201,16 +228,38 @@ export class Hub {
    * Returns the function that detaches it.
    */
   subscribe(subscriber: Subscriber, options: SubscribeOptions): () => void {
+    // A snapshot is read from current state, which already includes events still waiting for
+    // delivery; delivering them now makes "current state" and "delivered up to" the same point.
+    if (options.snapshot) this.flush();
     const catchUp = this.#catchUp(options);
     if (catchUp.length > 0) subscriber.write(catchUp);
     const group = this.#join(options);
     group.members.add(subscriber);
-    return () => this.#leave(group, subscriber);
+    this.#countListeners(group.channels, +1);
+    let subscribed = true;
+    return () => {
+      if (!subscribed) return;
+      subscribed = false;
+      this.#leave(group, subscriber);
+      this.#countListeners(group.channels, -1);
+    };
+  }
+
+  #countListeners(channels: readonly string[], change: 1 | -1): void {
+    for (const name of channels) {
+      const channel = this.#channels.get(name);
+      if (!channel) continue;
+      channel.listeners += change;
+      const edge = change === 1 ? channel.listeners === 1 : channel.listeners === 0;
+      if (!edge) continue;
+      for (const watcher of this.#demandWatchers.get(name) ?? []) watcher(change === 1);
+    }
   }
 
   /** The frames a (re)connecting subscriber needs before it goes live. */
-  #catchUp({ channels, lastEventId, key }: SubscribeOptions): Buffer {
+  #catchUp({ channels, lastEventId, key, snapshot }: SubscribeOptions): Buffer {
     const upTo = this.#deliveredUpTo;
+    if (snapshot && lastEventId === undefined) return Buffer.from(snapshot(upTo));
     if (lastEventId === undefined) {
       // An id-only frame sets the browser's lastEventId without dispatching an event. If this
       // connection drops before its channel publishes anything, the reconnect still says
@@ -220,6 +269,7 @@ export class Hub {
     const reason = this.#gapReason(channels, lastEventId);
     if (reason !== undefined) {
       this.stats.resets += 1;
+      if (snapshot) return Buffer.from(snapshot(upTo));
       return Buffer.from(
         formatEvent({ event: 'reset', id: String(upTo), data: JSON.stringify({ reason }) }),
       );
@@ -252,7 +302,7 @@ export class Hub {
       // Move to the back: the front of the Map is the least recently used channel.
       this.#channels.delete(name);
     } else {
-      channel = { history: new History(this.#historySize), groups: new Set() };
+      channel = { history: new History(this.#historySize), groups: new Set(), listeners: 0 };
       if (this.#channels.size >= this.#maxChannels) this.#forgetIdleChannel();
     }
     this.#channels.set(name, channel);
@@ -288,9 +338,10 @@ export class Hub {
     this.#groups.delete(group.name);
   }
 
-  /** Writes every pending event to its subscribers, one buffer per group. */
-  #flush(): void {
+  /** Writes every pending event to its subscribers now, one buffer per group. */
+  flush(): void {
     this.#flushScheduled = false;
+    if (this.#pending.length === 0) return;
     const pending = this.#pending;
     this.#pending = [];
     const touched = new Set<Group>();

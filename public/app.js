@@ -122,3 +122,71 @@ document.getElementById('chat-form').addEventListener('submit', async (submit) =
 });
 
 hub.follow(['sse', ...chatChannels()]);
+
+// ---------------------------------------------------------------------------------------------
+// Live data and the status monitor: both ride on channel `sse` of the shared hub connection.
+// ---------------------------------------------------------------------------------------------
+
+// Unnamed events (no `event:` line) arrive as type "message": what `onmessage` receives.
+hub.on('message', (event) => {
+  const { time, clients } = JSON.parse(event.data);
+  document.getElementById('ticker-time').textContent = new Date(time).toLocaleTimeString();
+  document.getElementById('ticker-clients').textContent = String(clients);
+});
+
+hub.on('response_status', (event) => {
+  const { status, time, error } = JSON.parse(event.data);
+  document.getElementById('status-code').textContent = status === 0 ? `none (${error})` : String(status);
+  document.getElementById('status-time').textContent = time.toFixed(3);
+  const item = document.createElement('li');
+  item.textContent = `${new Date().toLocaleTimeString()}: ${status === 0 ? error : status} in ${time.toFixed(3)} s`;
+  const log = document.getElementById('status-log');
+  log.prepend(item);
+  while (log.children.length > 10) log.lastElementChild.remove();
+});
+
+// The answer arrives as a response_status event too, for everyone watching, so it is not used here.
+document.getElementById('status-probe').addEventListener('click', () => fetch('/request_status'));
+
+// ---------------------------------------------------------------------------------------------
+// Orders: a separate EventSource, opened only while an order is being watched.
+// ---------------------------------------------------------------------------------------------
+
+let orderSource;
+
+function showOrder(order) {
+  const steps = document.getElementById('order-steps');
+  steps.replaceChildren(
+    ...order.history.map(({ status, at }) => {
+      const item = document.createElement('li');
+      item.textContent = `${status.replaceAll('_', ' ')} at ${new Date(at).toLocaleTimeString()}`;
+      return item;
+    }),
+  );
+  steps.dataset.status = order.status;
+  if (order.status === 'delivered' || order.status === 'cancelled') {
+    // Finished: nothing more will happen, so give the connection back.
+    orderSource.close();
+    document.getElementById('order-state').textContent = `${order.item}: ${order.status}`;
+    document.getElementById('order-state').dataset.state = 'finished';
+  }
+}
+
+document.getElementById('order-form').addEventListener('submit', async (submit) => {
+  submit.preventDefault();
+  const response = await fetch('/orders', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ item: document.getElementById('order-item').value, demo: true }),
+  });
+  const body = await response.json();
+  if (!response.ok) {
+    document.getElementById('order-state').textContent = body.error;
+    return;
+  }
+  orderSource?.close();
+  // The watch URL carries the order's token; the first event is a snapshot of the order.
+  orderSource = new EventSource(body.watch);
+  showState(orderSource, document.getElementById('order-state'));
+  orderSource.addEventListener('order_update', (event) => showOrder(JSON.parse(event.data)));
+});

@@ -3,6 +3,9 @@
  * stream through the spec decoder. Waiting is always for a thing, with a bound, never a sleep.
  */
 import { EventEmitter, once } from 'node:events';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { request, type IncomingMessage } from 'node:http';
 import { createApp, type App, type AppOptions } from '../server.ts';
 import { silentLogger } from '../lib/log.ts';
@@ -14,9 +17,22 @@ export interface Running {
   close(): Promise<void>;
 }
 
-/** Starts a server on 127.0.0.1, on a port the OS picks. */
+/**
+ * Starts a server on 127.0.0.1, on a port the OS picks, with its own fresh data directory.
+ * The demo timers are off unless a test turns one on, so they never add events a test did not
+ * ask for.
+ */
 export async function startApp(options: AppOptions = {}): Promise<Running> {
-  const app = createApp({ port: 0, host: '127.0.0.1', logger: silentLogger, ...options });
+  const app = createApp({
+    port: 0,
+    host: '127.0.0.1',
+    logger: silentLogger,
+    dataDir: mkdtempSync(join(tmpdir(), 'sse-test-')),
+    tickMs: 0,
+    monitorIntervalMs: 0,
+    courierMs: 0,
+    ...options,
+  });
   const url = await app.listen();
   return {
     app,

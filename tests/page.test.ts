@@ -61,4 +61,24 @@ describe('the page in a real browser', { skip: skipBrowser }, () => {
     await sender.close();
     await reader.close();
   });
+
+  it('every live panel updates: ticker, status monitor and a demo order through to delivery', async () => {
+    const own = await startApp({ tickMs: 50, monitorIntervalMs: 50, courierMs: 50 });
+    const page = await browser.newPage();
+    await page.goto(new URL('/?interval=50', own.url).href);
+    await page.waitForSelector('#paragraph-state[data-state="finished"]', { timeout: 10_000 });
+    await page.waitForFunction('document.getElementById("ticker-clients").textContent === "1"');
+    assert.notEqual(await page.textContent('#ticker-time'), 'waiting…');
+    await page.waitForSelector('#status-log li');
+    assert.match((await page.textContent('#status-code'))!, /^(200|503)$/);
+    await page.click('#order-form button[type="submit"]');
+    await page.waitForSelector('#order-steps[data-status="delivered"]', { timeout: 10_000 });
+    const steps = await page.locator('#order-steps li').allTextContents();
+    assert.deepEqual(
+      steps.map((step) => step.split(' at ')[0]),
+      ['created', 'paid', 'shipped', 'in transit', 'out for delivery', 'delivered'],
+    );
+    await page.close();
+    await own.close();
+  });
 });

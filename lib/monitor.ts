@@ -1,0 +1,101 @@
+/**
+ * The status monitor from the Flask-SSE tutorial: probe an HTTP endpoint, publish a
+ * `response_status` event with its status and response time, and show it live.
+ *
+ * The target comes from configuration only (MONITOR_URL). A request can trigger a probe but
+ * never choose what is probed: an endpoint that fetches a URL taken from the request is a
+ * server-side request forgery hole, letting anyone make the server call its own network.
+ */
+import type { ServerResponse } from 'node:http';
+import { runWhileListening } from './demo-timer.ts';
+import { sendJson } from './http.ts';
+import type { Hub } from './hub.ts';
+import { DEFAULT_CHANNEL } from './pubsub.ts';
+
+/** One probe's outcome. `status` 0 means no HTTP answer at all; `error` then says why. */
+export interface ProbeResult {
+  status: number;
+  /** Seconds from sending the request to receiving the response headers. */
+  time: number;
+  error?: string;
+}
+
+export interface MonitorOptions {
+  hub: Hub;
+  /** What to probe; a function because the default (our own demo endpoint) is known only after listen. */
+  target: () => URL;
+  timeoutMs: number;
+  intervalMs: number;
+}
+
+export class StatusMonitor {
+  readonly #options: MonitorOptions;
+  readonly #stop: () => void;
+  /** A probe under way; concurrent requests share it rather than each calling the target. */
+  #inFlight: Promise<ProbeResult> | undefined;
+
+  constructor(options: MonitorOptions) {
+    this.#options = options;
+    this.#stop = runWhileListening(options.hub, DEFAULT_CHANNEL, options.intervalMs, () => {
+      void this.probe();
+    });
+  }
+
+  /** Probes the target now (or joins the probe under way) and publishes the result. */
+  probe(): Promise<ProbeResult> {
+    this.#inFlight ??= this.#probeOnce().finally(() => {
+      this.#inFlight = undefined;
+    });
+    return this.#inFlight;
+  }
+
+  stop(): void {
+    this.#stop();
+  }
+
+  async #probeOnce(): Promise<ProbeResult> {
+    const started = performance.now();
+    const seconds = () => Math.round(performance.now() - started) / 1000;
+    let result: ProbeResult;
+    try {
+      // `manual`: report a redirect as what it is instead of following it somewhere else.
+      const response = await fetch(this.#options.target(), {
+        redirect: 'manual',
+        signal: AbortSignal.timeout(this.#options.timeoutMs),
+      });
+      result = { status: response.status, time: seconds() };
+      await response.body?.cancel();
+    } catch (error) {
+      result = { status: 0, time: seconds(), error: describeFailure(error) };
+    }
+    this.#options.hub.publish({ channel: DEFAULT_CHANNEL, event: 'response_status', data: JSON.stringify(result) });
+    return result;
+  }
+}
+
+/** A short, safe reason for a failed probe: a timeout or the socket error code, no internals. */
+function describeFailure(error: unknown): string {
+  if (error instanceof DOMException && error.name === 'TimeoutError') return 'timeout';
+  const cause = (error as { cause?: { code?: unknown } })?.cause;
+  return typeof cause?.code === 'string' ? cause.code : 'unreachable';
+}
+
+/** `GET /request_status`: probe now, publish, and answer with the same JSON. */
+export async function handleRequestStatus(monitor: StatusMonitor, res: ServerResponse): Promise<void> {
+  sendJson(res, 200, await monitor.probe());
+}
+
+/**
+ * `GET /demo/flaky`: the default probe target, built to keep the panel lively: latency
+ * between 20 and 800 ms, and one answer in ten a 503.
+ */
+export function handleFlaky(res: ServerResponse): void {
+  const delayMs = 20 + Math.round(780 * Math.random() ** 2);
+  const timer = setTimeout(() => {
+    if (Math.random() < 0.1) sendJson(res, 503, { error: 'Flaky demo endpoint: failing this time, on purpose' });
+    else sendJson(res, 200, { ok: true, delayMs });
+  }, delayMs);
+  // A client that gives up should not leave a timer behind. (The response's 'close', not the
+  // request's: a request "closes" as soon as its body has been read, which for a GET is now.)
+  res.once('close', () => clearTimeout(timer));
+}

@@ -1,0 +1,142 @@
+/**
+ * The order shipping tracker, over HTTP:
+ * - `POST /orders` places an order (public) and returns a watch token for it;
+ * - `POST /orders/:id/status` is the logistics side (publishers only) moving an order along;
+ * - `GET /order_monitor[?order=ID&token=T]` streams `order_update` events: first a snapshot of
+ *   the current state, then every change, resumable with `Last-Event-ID`.
+ *
+ * Watching one order needs its token, an HMAC of the order id under a server secret: only
+ * whoever created the order (or was given the link) can follow it, and guessing ids gets
+ * nobody anywhere. Watching every order needs the publish key (or loopback).
+ */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { join } from 'node:path';
+import { requirePublisher } from './access.ts';
+import { HttpError, readFields, sendJson } from './http.ts';
+import type { Hub } from './hub.ts';
+import { isOrderStatus, ORDER_STATUSES, type Order, type OrderStore } from './orders.ts';
+import { MAX_BODY_BYTES, parseLastEventId } from './pubsub.ts';
+import { formatEvent, openStream, type StreamOptions, type StreamRegistry } from './sse.ts';
+
+/**
+ * The hub channel for order updates. The colon makes it internal: public channel names cannot
+ * contain one, so `/stream` can never subscribe to it and `/publish` can never forge an update.
+ */
+export const ORDERS_CHANNEL = 'orders:updates';
+
+export interface OrderContext {
+  hub: Hub;
+  orders: OrderStore;
+  streams: StreamRegistry;
+  streamOptions: StreamOptions;
+  publishKey: string | undefined;
+  secret: Buffer;
+  clientAddress(req: IncomingMessage): string | undefined;
+}
+
+/** Announces a saved change to every watcher of all orders and of this one. */
+export function publishOrder(hub: Hub, order: Order): void {
+  hub.publish({ channel: ORDERS_CHANNEL, event: 'order_update', data: JSON.stringify(order), key: order.id });
+}
+
+/**
+ * The secret behind watch tokens: ORDER_SECRET if set, else one generated once and kept beside
+ * the orders (readable by the owner only), so tokens stay valid across restarts.
+ */
+export function loadSecret(dataDir: string, configured: string | undefined): Buffer {
+  if (configured) return Buffer.from(configured);
+  const file = join(dataDir, 'secret');
+  if (!existsSync(file)) {
+    mkdirSync(dataDir, { recursive: true });
+    // `wx`: if two processes race to create it, the second fails instead of overwriting.
+    writeFileSync(file, randomBytes(32).toString('base64url'), { mode: 0o600, flag: 'wx' });
+  }
+  return Buffer.from(readFileSync(file, 'utf8').trim());
+}
+
+export function watchToken(secret: Buffer, orderId: string): string {
+  return createHmac('sha256', secret).update(orderId).digest('base64url');
+}
+
+/** Throws 401/403 unless `token` is this order's token; constant time, like any secret compare. */
+function requireToken(secret: Buffer, orderId: string, token: string | null): void {
+  if (token === null || token === '') throw new HttpError(401, 'Watching one order needs its token (?token=)');
+  const expected = Buffer.from(watchToken(secret, orderId));
+  const given = Buffer.from(token);
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    throw new HttpError(403, 'That token does not match the order');
+  }
+}
+
+/** Reads `?order=&token=`, or checks publisher access for all orders. Returns the order id, if one. */
+function authorizeWatch(context: OrderContext, req: IncomingMessage, url: URL): string | undefined {
+  const orderId = url.searchParams.get('order');
+  if (orderId === null) {
+    requirePublisher(req, context.clientAddress(req), context.publishKey);
+    return undefined;
+  }
+  requireToken(context.secret, orderId, url.searchParams.get('token'));
+  return orderId;
+}
+
+export async function handleCreateOrder(context: OrderContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const body = await readFields(req, MAX_BODY_BYTES);
+  const item = body['item'] ?? 'A parcel';
+  const demo = body['demo'] ?? false;
+  if (typeof item !== 'string' || item.trim() === '' || [...item].length > 100) {
+    throw new HttpError(400, 'Cannot create an order: item must be text of 1 to 100 characters');
+  }
+  if (typeof demo !== 'boolean') throw new HttpError(400, 'Cannot create an order: demo must be true or false');
+  const order = await context.orders.create({ item: item.trim(), demo });
+  const token = watchToken(context.secret, order.id);
+  const watch = `/order_monitor?order=${encodeURIComponent(order.id)}&token=${encodeURIComponent(token)}`;
+  sendJson(res, 201, { order, token, watch }, { Location: `/orders/${encodeURIComponent(order.id)}` });
+}
+
+export function handleListOrders(context: OrderContext, req: IncomingMessage, res: ServerResponse): void {
+  requirePublisher(req, context.clientAddress(req), context.publishKey);
+  sendJson(res, 200, { orders: context.orders.list() });
+}
+
+export function handleGetOrder(context: OrderContext, req: IncomingMessage, res: ServerResponse, url: URL, id: string): void {
+  // The order's own token, or publisher access: the same rule as watching it.
+  if (url.searchParams.has('token')) requireToken(context.secret, id, url.searchParams.get('token'));
+  else requirePublisher(req, context.clientAddress(req), context.publishKey);
+  const order = context.orders.get(id);
+  if (!order) throw new HttpError(404, `No order ${JSON.stringify(id)}`);
+  sendJson(res, 200, order);
+}
+
+export async function handleSetStatus(context: OrderContext, req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
+  requirePublisher(req, context.clientAddress(req), context.publishKey);
+  const { status } = await readFields(req, MAX_BODY_BYTES);
+  if (!isOrderStatus(status)) {
+    throw new HttpError(400, `Cannot update order: status must be one of ${ORDER_STATUSES.join(', ')}`);
+  }
+  sendJson(res, 200, await context.orders.setStatus(id, status));
+}
+
+export function handleOrderMonitor(context: OrderContext, req: IncomingMessage, res: ServerResponse, url: URL): void {
+  const orderId = authorizeWatch(context, req, url);
+  if (orderId !== undefined && !context.orders.get(orderId)) throw new HttpError(404, `No order ${JSON.stringify(orderId)}`);
+  const lastId = parseLastEventId(req, url);
+
+  const stream = openStream(context.streams, req, res, context.streamOptions);
+  const unsubscribe = context.hub.subscribe(stream, {
+    channels: [ORDERS_CHANNEL],
+    lastEventId: lastId,
+    key: orderId,
+    // State as of event `upTo`: every order (or the one) as it stands, each as an order_update.
+    // The hub has delivered everything up to `upTo`, and orders change only together with a
+    // publish, so the snapshot and the live updates that follow meet without gap or overlap.
+    snapshot: (upTo) => {
+      const orders = orderId === undefined ? context.orders.list() : [context.orders.get(orderId)!];
+      const id = String(upTo);
+      if (orders.length === 0) return formatEvent({ id });
+      return orders.map((order) => formatEvent({ event: 'order_update', id, data: JSON.stringify(order) })).join('');
+    },
+  });
+  stream.onClose(unsubscribe);
+}

@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import { after, describe, it } from 'node:test';
+import { jsonBody, startApp, StreamClient } from './harness.ts';
+
+async function listen(server: Server): Promise<URL> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return new URL(`http://127.0.0.1:${(server.address() as { port: number }).port}/`);
+}
+
+describe('the status monitor', async () => {
+  let probes = 0;
+  const target = createServer((_req, res) => {
+    probes += 1;
+    res.writeHead(418).end('teapot');
+  });
+  const targetUrl = await listen(target);
+  const silent = createServer(() => {}); // accepts, never answers
+  const silentUrl = await listen(silent);
+  after(() => {
+    target.close();
+    silent.closeAllConnections();
+    silent.close();
+  });
+
+  it('probes the configured target, answers with the result and publishes response_status', async () => {
+    const running = await startApp({ monitorUrl: targetUrl });
+    const client = new StreamClient(new URL('/stream', running.url));
+    await client.opened();
+    const response = await fetch(new URL('/request_status', running.url));
+    assert.equal(response.status, 200);
+    const result = await jsonBody(response);
+    assert.equal(result.status, 418);
+    assert.equal(typeof result.time, 'number');
+    const [event] = await client.waitForEvents(1);
+    assert.equal(event!.type, 'response_status');
+    assert.deepEqual(JSON.parse(event!.data), result);
+    await running.close();
+  });
+
+  it('never lets a request choose the URL it probes', async () => {
+    const running = await startApp({ monitorUrl: targetUrl });
+    const before = probes;
+    const response = await fetch(new URL('/request_status?url=http://127.0.0.1:1/&target=http://169.254.169.254/', running.url));
+    assert.equal((await jsonBody(response)).status, 418);
+    assert.equal(probes, before + 1);
+    await running.close();
+  });
+
+  it('reports a refused connection as status 0 with an error, not as a 500', async () => {
+    const closed = createServer();
+    const closedUrl = await listen(closed);
+    closed.close();
+    const running = await startApp({ monitorUrl: closedUrl });
+    const response = await fetch(new URL('/request_status', running.url));
+    assert.equal(response.status, 200);
+    const result = await jsonBody(response);
+    assert.equal(result.status, 0);
+    assert.equal(result.error, 'ECONNREFUSED');
+    await running.close();
+  });
+
+  it('reports a target that does not answer in time as a timeout', async () => {
+    const running = await startApp({ monitorUrl: silentUrl, monitorTimeoutMs: 100 });
+    const result = await jsonBody(await fetch(new URL('/request_status', running.url)));
+    assert.deepEqual([result.status, result.error], [0, 'timeout']);
+    assert.ok(result.time >= 0.09);
+    await running.close();
+  });
+
+  it('probes on its own while someone listens, by default its built-in flaky endpoint', async () => {
+    const running = await startApp({ monitorIntervalMs: 30 });
+    const client = new StreamClient(new URL('/stream', running.url));
+    const events = await client.waitForEvents(2, 10_000);
+    for (const event of events.slice(0, 2)) {
+      assert.equal(event.type, 'response_status');
+      assert.ok([200, 503].includes(JSON.parse(event.data).status));
+    }
+    client.abort();
+    await running.close();
+  });
+});
