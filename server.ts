@@ -3,12 +3,14 @@
  * import: `createApp` builds a server, so every test builds its own, and only running this
  * file directly (`npm start`) listens on a port.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { EventEmitter, once } from 'node:events';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { DEFAULTS, loadConfig, type Config } from './lib/config.ts';
 import { HttpError, sendJson } from './lib/http.ts';
 import { stderrLogger, type Logger } from './lib/log.ts';
+import { corsHeaders, PREFLIGHT_HEADERS } from './lib/cors.ts';
 import { startCourier } from './lib/courier.ts';
 import { Hub } from './lib/hub.ts';
 import { handleMetrics } from './lib/metrics.ts';
@@ -27,6 +29,7 @@ import { OrderStore } from './lib/orders.ts';
 import { handleParagraph } from './lib/paragraph.ts';
 import { handleMessages, handlePublish, handleStream, type PubSubContext } from './lib/pubsub.ts';
 import { SseFormatError, StreamRegistry, type StreamOptions } from './lib/sse.ts';
+import { RateLimiter } from './lib/rate-limit.ts';
 import { serveStatic } from './lib/static.ts';
 import { startTicker } from './lib/ticker.ts';
 
@@ -86,12 +89,28 @@ export interface AppOptions extends Partial<Config> {
 }
 
 export function createApp(options: AppOptions = {}): App {
-  const { logger = stderrLogger, clientAddress = (req) => req.socket.remoteAddress, ...overrides } = options;
+  const { logger = stderrLogger, clientAddress = (req) => req.socket?.remoteAddress, ...overrides } = options;
   const config: Config = { ...DEFAULTS, ...overrides };
-  const streams = new StreamRegistry({ heartbeatMs: config.heartbeatMs });
+  const streams = new StreamRegistry({
+    heartbeatMs: config.heartbeatMs,
+    maxStreams: config.maxStreams,
+    maxStreamsPerAddress: config.maxStreamsPerAddress,
+    clientAddress,
+  });
+  // Public writes (chat messages, orders) are rate limited per address; each its own budget.
+  const messageLimit = new RateLimiter(config.postsPerMinute);
+  const orderLimit = new RateLimiter(config.postsPerMinute);
+  const addressOf = (req: IncomingMessage) => clientAddress(req) ?? 'unknown';
   const streamOptions: StreamOptions = { retryMs: config.retryMs, maxBacklogBytes: config.maxBacklogBytes };
   const hub = new Hub({ historySize: config.historySize, maxChannels: config.maxChannels });
-  const pubsub: PubSubContext = { hub, streams, streamOptions, publishKey: config.publishKey, clientAddress };
+  const pubsub: PubSubContext = {
+    hub,
+    streams,
+    streamOptions,
+    publishKey: config.publishKey,
+    clientAddress,
+    maxBodyBytes: config.maxBodyBytes,
+  };
   const orders = new OrderStore(config.dataDir, { maxOrders: config.maxOrders, onChange: (order) => publishOrder(hub, order) });
   const ordering: OrderContext = { ...pubsub, orders, secret: loadSecret(config.dataDir, config.orderSecret) };
   const monitor = new StatusMonitor({
@@ -108,19 +127,55 @@ export function createApp(options: AppOptions = {}): App {
     { method: 'GET', path: '/events', handle: (req, res, url) => handleParagraph(streams, streamOptions, req, res, url) },
     { method: 'GET', path: '/stream', handle: (req, res, url) => handleStream(pubsub, req, res, url) },
     { method: 'POST', path: '/publish', handle: (req, res) => handlePublish(pubsub, req, res) },
-    { method: 'POST', path: '/messages', handle: (req, res) => handleMessages(pubsub, req, res) },
+    {
+      method: 'POST',
+      path: '/messages',
+      handle: (req, res) => {
+        messageLimit.take(addressOf(req), 'send messages');
+        return handleMessages(pubsub, req, res);
+      },
+    },
     { method: 'GET', path: '/metrics', handle: (_req, res) => handleMetrics(streams, hub, res) },
     { method: 'GET', path: '/request_status', handle: (_req, res) => handleRequestStatus(monitor, res) },
     { method: 'GET', path: '/demo/flaky', handle: (_req, res) => handleFlaky(res) },
-    { method: 'POST', path: '/orders', handle: (req, res) => handleCreateOrder(ordering, req, res) },
+    {
+      method: 'POST',
+      path: '/orders',
+      handle: (req, res) => {
+        orderLimit.take(addressOf(req), 'place orders');
+        return handleCreateOrder(ordering, req, res);
+      },
+    },
     { method: 'GET', path: '/orders', handle: (req, res) => handleListOrders(ordering, req, res) },
     { method: 'GET', path: '/orders/:id', handle: (req, res, url, { id }) => handleGetOrder(ordering, req, res, url, id!) },
     { method: 'POST', path: '/orders/:id/status', handle: (req, res, _url, { id }) => handleSetStatus(ordering, req, res, id!) },
     { method: 'GET', path: '/order_monitor', handle: (req, res, url) => handleOrderMonitor(ordering, req, res, url) },
   ];
 
+  // Shutdown state: once closing, new writes are refused, and shutdown waits for the writes
+  // already accepted, so everything that got a 2xx is delivered before streams end.
+  let closing = false;
+  let writesInFlight = 0;
+  const writesDone = new EventEmitter();
+
   async function dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    if (req.method === 'POST') {
+      if (closing) throw new HttpError(503, 'The server is shutting down; try again shortly', { 'Retry-After': '5' });
+      writesInFlight += 1;
+      res.once('close', () => {
+        writesInFlight -= 1;
+        if (writesInFlight === 0) writesDone.emit('idle');
+      });
+    }
+    // Set now, so every answer below (stream, JSON, error) carries them.
+    const cors = corsHeaders(req.headers.origin, config.allowedOrigins);
+    for (const [name, value] of Object.entries(cors)) res.setHeader(name, value);
+    if (req.method === 'OPTIONS') {
+      if (!('Access-Control-Allow-Origin' in cors)) throw new HttpError(403, 'This origin is not allowed (ALLOWED_ORIGINS)');
+      res.writeHead(204, PREFLIGHT_HEADERS).end();
+      return;
+    }
     const matches = routes.flatMap((route) => {
       const params = matchPath(route.path, url.pathname);
       return params ? [{ route, params }] : [];
@@ -142,27 +197,69 @@ export function createApp(options: AppOptions = {}): App {
     return new URL(`http://${host}:${port}/`);
   }
 
-  const server = createServer((req, res) => {
-    Promise.resolve()
-      .then(() => dispatch(req, res))
-      .catch((error: unknown) => {
-        // Once a stream or file has started, the status line is gone; all we can do is hang up.
-        if (res.headersSent) {
-          res.destroy();
-          return;
-        }
-        if (error instanceof HttpError || error instanceof SseFormatError) {
-          const status = error instanceof HttpError ? error.status : 400;
-          const headers = error instanceof HttpError ? { ...error.headers } : {};
-          // An unread request body would be parsed as the next request: close the connection.
-          if (!req.complete) headers['Connection'] = 'close';
-          sendJson(res, status, { error: error.message }, headers);
-          return;
-        }
-        // Internals stay in the log; the client learns only that it was not its fault.
-        logger('request.error', { method: req.method, url: req.url, error: String((error as Error)?.stack ?? error) });
-        sendJson(res, 500, { error: 'Internal server error' });
+  const server = createServer(
+    {
+      // Slowloris defence: a client gets this long to send its headers, and its whole request.
+      // Neither limit touches a response in progress, so live streams are never cut by them.
+      headersTimeout: config.headersTimeoutMs,
+      requestTimeout: config.requestTimeoutMs,
+      // How often Node checks those deadlines (its default, 30 s, would let them slip).
+      connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
+    },
+    (req, res) => {
+      const started = performance.now();
+      // Read now: once the connection is gone, so is its socket.
+      const address = clientAddress(req);
+      // One log line per request, when it ends; for a stream, that is when the client leaves.
+      res.once('close', () => {
+        logger('request', {
+          method: req.method,
+          path: req.url?.split('?')[0],
+          status: res.statusCode,
+          ms: Math.round(performance.now() - started),
+          address,
+          ...(res.writableFinished ? {} : { aborted: true }),
+        });
       });
+      Promise.resolve()
+        .then(() => dispatch(req, res))
+        .catch((error: unknown) => {
+          // Once a stream or file has started, the status line is gone; all we can do is hang up.
+          if (res.headersSent) {
+            res.destroy();
+            return;
+          }
+          if (error instanceof HttpError || error instanceof SseFormatError) {
+            const status = error instanceof HttpError ? error.status : 400;
+            const headers = error instanceof HttpError ? { ...error.headers } : {};
+            // An unread request body would be parsed as the next request: close the connection.
+            if (!req.complete) headers['Connection'] = 'close';
+            sendJson(res, status, { error: error.message }, headers);
+            return;
+          }
+          // Internals stay in the log; the client learns only that it was not its fault.
+          logger('request.error', { method: req.method, url: req.url, error: String((error as Error)?.stack ?? error) });
+          sendJson(res, 500, { error: 'Internal server error' });
+        });
+    },
+  );
+
+  // Requests too broken to reach a handler (malformed, headers too large, too slow) still get
+  // a JSON answer instead of a bare status line, then the connection closes.
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable || (error.code === 'ECONNRESET')) {
+      socket.destroy();
+      return;
+    }
+    const [status, message] =
+      error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request headers are too large']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request took too long to arrive']
+      : [400, 'Malformed HTTP request'];
+    const body = JSON.stringify({ error: message });
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
   });
 
   return {
@@ -183,18 +280,24 @@ export function createApp(options: AppOptions = {}): App {
       return ownUrl();
     },
     async shutdown() {
+      closing = true;
       const closed = new Promise<void>((resolveClose) => server.close(() => resolveClose()));
       stopTicker();
       stopCourier();
       monitor.stop();
-      streams.endAll(config.retryMs);
-      server.closeIdleConnections();
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<void>((resolveDeadline) => {
         timer = setTimeout(resolveDeadline, config.shutdownTimeoutMs);
       });
-      // Order changes already accepted finish saving (and publishing) before we go.
-      await Promise.race([Promise.all([closed, orders.idle()]), deadline]);
+      // Writes already accepted finish first (publishes, order changes saving to disk), so
+      // their events are written to the streams before the streams end.
+      const writes = writesInFlight === 0 ? Promise.resolve() : once(writesDone, 'idle');
+      await Promise.race([Promise.all([writes, orders.idle()]), deadline]);
+      hub.flush();
+      // Then every stream gets a `retry:` saying when to come back, and ends.
+      streams.endAll(config.retryMs);
+      server.closeIdleConnections();
+      await Promise.race([closed, deadline]);
       clearTimeout(timer);
       // Whatever is still open after the deadline (a client that never reads) is cut.
       server.closeAllConnections();

@@ -40,6 +40,18 @@ export interface Config {
   courierMs: number;
   /** How long shutdown waits for streams and requests to finish before exiting anyway. */
   shutdownTimeoutMs: number;
+  /** Largest request body accepted (413 past it). */
+  maxBodyBytes: number;
+  /** Open streams at most, in total (503 past it) and per client address (429 past it). */
+  maxStreams: number;
+  maxStreamsPerAddress: number;
+  /** Chat messages and orders each client address may post per minute (429 past it). */
+  postsPerMinute: number;
+  /** Time a client gets to send its request headers, and its whole request (slowloris). */
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  /** Origins allowed to use the API from another site (CORS); `*` allows any, without cookies. */
+  allowedOrigins: readonly string[];
 }
 
 export const DEFAULTS: Config = {
@@ -61,6 +73,13 @@ export const DEFAULTS: Config = {
   maxOrders: 10_000,
   courierMs: 3000,
   shutdownTimeoutMs: 5_000,
+  maxBodyBytes: 64 * 1024,
+  maxStreams: 10_000,
+  maxStreamsPerAddress: 100,
+  postsPerMinute: 30,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  allowedOrigins: [],
 };
 
 /** Reads a whole number from the environment, or the default when the variable is unset. */
@@ -106,5 +125,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxOrders: integer(env, 'MAX_ORDERS', DEFAULTS.maxOrders, 1, 10_000_000),
     courierMs: integer(env, 'COURIER_MS', DEFAULTS.courierMs, 0, 3_600_000),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', DEFAULTS.shutdownTimeoutMs, 0, 600_000),
+    maxBodyBytes: integer(env, 'MAX_BODY_BYTES', DEFAULTS.maxBodyBytes, 1024, 16 * 1024 * 1024),
+    maxStreams: integer(env, 'MAX_STREAMS', DEFAULTS.maxStreams, 1, 10_000_000),
+    maxStreamsPerAddress: integer(env, 'MAX_STREAMS_PER_ADDRESS', DEFAULTS.maxStreamsPerAddress, 1, 10_000_000),
+    postsPerMinute: integer(env, 'POSTS_PER_MINUTE', DEFAULTS.postsPerMinute, 1, 1_000_000),
+    headersTimeoutMs: integer(env, 'HEADERS_TIMEOUT_MS', DEFAULTS.headersTimeoutMs, 100, 600_000),
+    requestTimeoutMs: integer(env, 'REQUEST_TIMEOUT_MS', DEFAULTS.requestTimeoutMs, 100, 3_600_000),
+    allowedOrigins: (env['ALLOWED_ORIGINS'] ?? '').split(',').map((origin) => origin.trim()).filter(Boolean),
   };
 }

@@ -30,6 +30,8 @@ export interface PubSubContext {
   streamOptions: StreamOptions;
   publishKey: string | undefined;
   clientAddress(req: IncomingMessage): string | undefined;
+  /** Largest request body accepted (413 past it). */
+  maxBodyBytes: number;
 }
 
 /** Throws 400 unless `name` is a valid public channel name. */
@@ -69,7 +71,7 @@ export function handleStream(context: PubSubContext, req: IncomingMessage, res: 
 
 export async function handlePublish(context: PubSubContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   requirePublisher(req, context.clientAddress(req), context.publishKey);
-  const body = await readFields(req, MAX_BODY_BYTES);
+  const body = await readFields(req, context.maxBodyBytes);
   const channel = checkChannel(body['channel'], 'publish');
   const { event, data } = body;
   if (event !== undefined && typeof event !== 'string') {
@@ -86,7 +88,7 @@ export async function handlePublish(context: PubSubContext, req: IncomingMessage
 const MAX_MESSAGE_CHARACTERS = 2000;
 
 export async function handleMessages(context: PubSubContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const body = await readFields(req, MAX_BODY_BYTES, { form: true });
+  const body = await readFields(req, context.maxBodyBytes, { form: true });
   const channel = checkChannel(body['channel'], 'send a message');
   const message = body['message'];
   const length = typeof message === 'string' ? [...message].length : 0;

@@ -9,6 +9,7 @@
  * Spec: https://html.spec.whatwg.org/multipage/server-sent-events.html
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { HttpError } from './http.ts';
 
 // ---------------------------------------------------------------------------------------------
 // 1. Framing
@@ -150,11 +151,12 @@ export function openStream(
   res: ServerResponse,
   options: StreamOptions,
 ): SseStream {
+  const address = registry.admit(req);
   res.writeHead(200, { ...streamHeaders(req), ...options.headers });
   res.flushHeaders();
   // Small writes must leave at once; Nagle's algorithm would hold them back waiting for more.
   res.socket?.setNoDelay(true);
-  const stream = new SseStream(res, registry, options.maxBacklogBytes);
+  const stream = new SseStream(res, registry, options.maxBacklogBytes, address);
   stream.send({ retry: options.retryMs });
   return stream;
 }
@@ -181,10 +183,14 @@ export class SseStream {
   /** Heartbeat ticks in a row that found this stream waiting for a drain that never came. */
   stalledTicks = 0;
 
-  constructor(res: ServerResponse, registry: StreamRegistry, maxBacklogBytes: number) {
+  /** The client's address, counted against the per-address limit. */
+  readonly address: string;
+
+  constructor(res: ServerResponse, registry: StreamRegistry, maxBacklogBytes: number, address: string) {
     this.#res = res;
     this.#registry = registry;
     this.#maxBacklogBytes = maxBacklogBytes;
+    this.address = address;
     registry.add(this);
     // 'close' fires exactly once, for every way a response can end: the client went away,
     // we called end(), or we destroyed the socket. So it is the one place to clean up.
@@ -282,19 +288,59 @@ export class SseStream {
  *
  * The same tick finds stalled clients: if a stream's backlog has not drained for
  * `stallTicks` ticks in a row, the client is not reading (or is gone without a goodbye), and
- * the stream is cut.
+ * the stream is cut. (A peer that vanished without a FIN is finally declared dead by the
+ * kernel when its retransmissions time out, about 15 minutes on Linux; a heartbeat is what
+ * makes the kernel notice at all, since an idle socket never retransmits anything.)
+ *
+ * It also admits new streams: each one holds a socket and memory for as long as the client
+ * likes, so their number is capped in total and per client address.
  */
+export interface RegistryOptions {
+  heartbeatMs: number;
+  stallTicks?: number;
+  maxStreams?: number;
+  maxStreamsPerAddress?: number;
+  /** Where a request comes from, for the per-address cap. */
+  clientAddress?: (req: IncomingMessage) => string | undefined;
+}
+
 export class StreamRegistry {
   readonly #streams = new Set<SseStream>();
-  readonly #heartbeatMs: number;
-  readonly #stallTicks: number;
+  readonly #perAddress = new Map<string, number>();
+  readonly #options: Required<RegistryOptions>;
   #timer: NodeJS.Timeout | undefined;
   /** How many streams ended, by reason. */
   readonly closed: Record<CloseReason, number> = { client: 0, done: 0, slow: 0, stalled: 0, shutdown: 0 };
+  /** How many streams were refused at the door, by limit. */
+  readonly refused = { total: 0, address: 0 };
 
-  constructor(options: { heartbeatMs: number; stallTicks?: number }) {
-    this.#heartbeatMs = options.heartbeatMs;
-    this.#stallTicks = options.stallTicks ?? 2;
+  constructor(options: RegistryOptions) {
+    this.#options = {
+      stallTicks: 2,
+      maxStreams: Number.POSITIVE_INFINITY,
+      maxStreamsPerAddress: Number.POSITIVE_INFINITY,
+      clientAddress: (req) => req.socket?.remoteAddress,
+      ...options,
+    };
+  }
+
+  /**
+   * Throws 503 or 429 (with Retry-After) when a new stream would pass a limit; otherwise
+   * returns the client's address. Called before `writeHead`, while a status can still be chosen.
+   * A browser's EventSource never reconnects after a non-200 answer, so a page should tell
+   * its user to reload later.
+   */
+  admit(req: IncomingMessage): string {
+    const address = this.#options.clientAddress(req) ?? 'unknown';
+    if (this.#streams.size >= this.#options.maxStreams) {
+      this.refused.total += 1;
+      throw new HttpError(503, 'Too many open streams on this server; try again later', { 'Retry-After': '10' });
+    }
+    if ((this.#perAddress.get(address) ?? 0) >= this.#options.maxStreamsPerAddress) {
+      this.refused.address += 1;
+      throw new HttpError(429, 'Too many open streams from your address; close some first', { 'Retry-After': '10' });
+    }
+    return address;
   }
 
   /** Open streams right now. */
@@ -309,8 +355,9 @@ export class StreamRegistry {
 
   add(stream: SseStream): void {
     this.#streams.add(stream);
-    if (this.#timer === undefined && this.#heartbeatMs > 0) {
-      this.#timer = setInterval(() => this.#tick(), this.#heartbeatMs);
+    this.#perAddress.set(stream.address, (this.#perAddress.get(stream.address) ?? 0) + 1);
+    if (this.#timer === undefined && this.#options.heartbeatMs > 0) {
+      this.#timer = setInterval(() => this.#tick(), this.#options.heartbeatMs);
       // The timer alone should never keep the process alive: the server does that.
       this.#timer.unref();
     }
@@ -319,6 +366,10 @@ export class StreamRegistry {
   remove(stream: SseStream, reason: CloseReason): void {
     if (!this.#streams.delete(stream)) return;
     this.closed[reason] += 1;
+    const count = this.#perAddress.get(stream.address)! - 1;
+    // Delete at zero, or the map would keep one entry for every address ever seen.
+    if (count === 0) this.#perAddress.delete(stream.address);
+    else this.#perAddress.set(stream.address, count);
     if (this.#streams.size === 0 && this.#timer !== undefined) {
       clearInterval(this.#timer);
       this.#timer = undefined;
@@ -338,7 +389,7 @@ export class StreamRegistry {
     for (const stream of this.#streams) {
       if (stream.waitingForDrain) {
         stream.stalledTicks += 1;
-        if (stream.stalledTicks >= this.#stallTicks) {
+        if (stream.stalledTicks >= this.#options.stallTicks) {
           stream.destroy('stalled');
           continue;
         }

@@ -5,15 +5,19 @@
 
 /** Shows an EventSource's connection state in `element` (connecting, open, reconnecting, closed). */
 function showState(source, element) {
-  const set = (state) => {
-    element.textContent = state;
+  const set = (state, text = state) => {
+    element.textContent = text;
     element.dataset.state = state;
   };
   set('connecting');
   source.addEventListener('open', () => set('open'));
   // `error` fires on every drop. readyState tells whether the browser will retry by itself
-  // (CONNECTING) or has given up (CLOSED, e.g. after a non-200 answer such as 204).
-  source.addEventListener('error', () => set(source.readyState === EventSource.CONNECTING ? 'reconnecting' : 'closed'));
+  // (CONNECTING) or has given up (CLOSED). It gives up for good after any answer other than
+  // 200 (a 429 or 503 when the server is full, for instance), so the user has to be told.
+  source.addEventListener('error', () => {
+    if (source.readyState === EventSource.CONNECTING) set('reconnecting');
+    else set('closed', 'closed: the server refused the stream (busy?); reload the page to try again');
+  });
   return set;
 }
 

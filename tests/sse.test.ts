@@ -179,3 +179,46 @@ describe('event streams over a real port', async () => {
     server.close();
   });
 });
+
+describe('property: any text survives framing and the spec decoder', () => {
+  /** A small seeded generator, so a failure can be replayed exactly. */
+  function random(seed: number) {
+    let state = seed >>> 0 || 1;
+    return (below: number) => {
+      state ^= state << 13;
+      state ^= state >>> 17;
+      state ^= state << 5;
+      return (state >>> 0) % below;
+    };
+  }
+  // Characters chosen to hit every rule: line breaks, colons, spaces, NUL, BOM, astral planes.
+  const alphabet = ['a', 'Z', ' ', ':', '\r', '\n', '\r\n', '\t', '\0', '\uFEFF', 'é', '中', '🎉', '\u2028', 'data:', 'id:'];
+  const randomText = (next: (below: number) => number, max: number) => {
+    let text = '';
+    const length = next(max);
+    for (let index = 0; index < length; index++) {
+      text += next(4) === 0 ? String.fromCodePoint(next(0xd7ff) + 1) : alphabet[next(alphabet.length)]!;
+    }
+    return text;
+  };
+
+  it('round-trips 2000 random events, modulo CR and CRLF becoming LF', () => {
+    const seed = Number(process.env['PROPERTY_SEED'] ?? 20261122);
+    const next = random(seed);
+    for (let round = 0; round < 2000; round++) {
+      const data = randomText(next, 40);
+      const event = randomText(next, 8).replace(/[\r\n]/g, '') || 'x';
+      const id = randomText(next, 8).replace(/[\r\n\0]/g, '');
+      const decoder = new SseDecoder();
+      const bytes = Buffer.from(formatEvent({ event, id, data }));
+      // Split the bytes at a random point: decoders must not care where reads end.
+      const cut = next(bytes.length + 1);
+      const events = [...decoder.push(bytes.subarray(0, cut)), ...decoder.push(bytes.subarray(cut))];
+      assert.deepEqual(
+        events,
+        [{ type: event, lastEventId: id, data: data.replace(/\r\n|\r/g, '\n') }],
+        `seed ${seed}, round ${round}: ${JSON.stringify({ event, id, data })}`,
+      );
+    }
+  });
+});

@@ -1,0 +1,214 @@
+import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { eventually, jsonBody, startApp, StreamClient } from './harness.ts';
+
+/** Sends raw bytes and collects the whole answer until the server closes (or `ms` passes). */
+async function rawExchange(port: number, bytes: string | Buffer, ms = 5000): Promise<string> {
+  const socket = connect(port, '127.0.0.1');
+  socket.write(bytes);
+  let text = '';
+  const signal = AbortSignal.timeout(ms);
+  signal.addEventListener('abort', () => socket.destroy());
+  for await (const chunk of socket) text += String(chunk);
+  if (signal.aborted) throw new Error(`No answer within ${ms} ms to ${String(bytes).slice(0, 60)}`);
+  return text;
+}
+
+const statusOf = (answer: string) => Number(answer.split(' ')[1]);
+const bodyOf = (answer: string) => JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { error: string };
+
+describe('bad input gets a 4xx JSON error, and breaks nothing', async () => {
+  const running = await startApp({ maxBodyBytes: 4096 });
+  after(() => running.close());
+  const port = Number(running.url.port);
+  const request = (method: string, path: string, headers: Record<string, string>, body = '') =>
+    `${method} ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${Object.entries(headers)
+      .map(([name, value]) => `${name}: ${value}\r\n`)
+      .join('')}${body ? `Content-Length: ${Buffer.byteLength(body)}\r\n` : ''}\r\n${body}`;
+  const json = { 'Content-Type': 'application/json' };
+
+  it('answers every case of the battery with a 4xx JSON error in bounded time', async () => {
+    // Publish one event first: it must still be replayable after the battery.
+    const before = await jsonBody(
+      await fetch(new URL('/publish', running.url), { method: 'POST', headers: json, body: JSON.stringify({ channel: 'keep', data: 'kept' }) }),
+    );
+    const battery: Array<[string, string | Buffer]> = [
+      ['malformed JSON', request('POST', '/publish', json, '{"channel": ')],
+      ['JSON that is not an object', request('POST', '/publish', json, '"just a string"')],
+      ['invalid UTF-8', request('POST', '/publish', json, Buffer.from([0x7b, 0xff, 0xfe, 0x7d]).toString('latin1'))],
+      ['oversized body', request('POST', '/publish', json, JSON.stringify({ channel: 'a', data: 'x'.repeat(5000) }))],
+      [
+        'oversized chunked body',
+        `POST /publish HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${'1000\r\n' + 'x'.repeat(4096) + '\r\n'}${'1000\r\n' + 'x'.repeat(4096) + '\r\n'}0\r\n\r\n`,
+      ],
+      ['wrong content type', request('POST', '/publish', { 'Content-Type': 'text/plain' }, 'hello')],
+      ['no content type', request('POST', '/messages', {}, 'channel=a&message=b')],
+      ['bad channel name', request('POST', '/publish', json, JSON.stringify({ channel: '../etc', data: 'x' }))],
+      ['LF in event', request('POST', '/publish', json, JSON.stringify({ channel: 'a', event: 'x\ny', data: 'x' }))],
+      ['CR in event', request('POST', '/publish', json, JSON.stringify({ channel: 'a', event: 'x\ry', data: 'x' }))],
+      ['LF in channel', request('POST', '/publish', json, JSON.stringify({ channel: 'a\nb', data: 'x' }))],
+      ['NUL in channel', request('POST', '/messages', json, JSON.stringify({ channel: 'a\u0000', message: 'x' }))],
+      ['CR in order status', request('POST', '/orders/x/status', json, JSON.stringify({ status: 'paid\r' }))],
+      ['bad Last-Event-ID on /stream', request('GET', '/stream', { 'Last-Event-ID': 'abc' })],
+      ['NUL in Last-Event-ID', request('GET', '/stream', { 'Last-Event-ID': '12\u000034' })],
+      ['bad Last-Event-ID on /events', request('GET', '/events', { 'Last-Event-ID': '1; DROP TABLE' })],
+      ['bad Last-Event-ID on /order_monitor', request('GET', '/order_monitor', { 'Last-Event-ID': '-5' })],
+      ['bad channel on /stream', request('GET', '/stream?channel=%0d%0aevent:%20x', {})],
+      ['traversal', request('GET', '/%2e%2e/%2e%2e/etc/passwd', {})],
+      ['encoded traversal in a route parameter', request('GET', '/orders/%E0%A4%A', {})],
+      ['huge headers', request('GET', '/healthz', { 'X-Big': 'x'.repeat(20_000) })],
+      ['unknown method', request('BREW', '/', {})],
+      ['method not allowed', request('DELETE', '/stream', {})],
+      ['garbage instead of HTTP', 'this is not http\r\n\r\n'],
+    ];
+    for (const [name, bytes] of battery) {
+      const answer = await rawExchange(port, bytes);
+      const status = statusOf(answer);
+      assert.ok(status >= 400 && status < 500, `${name}: answered ${status}`);
+      assert.equal(typeof bodyOf(answer).error, 'string', `${name}: no JSON error`);
+      assert.doesNotMatch(answer, /at .*\.ts:\d+|node:internal/, `${name}: leaked a stack trace`);
+    }
+    // Still serving, and what was accepted before is still there.
+    assert.equal((await fetch(new URL('/healthz', running.url))).status, 200);
+    const client = new StreamClient(new URL(`/stream?channel=keep&lastEventId=${Number(before.id) - 1}`, running.url));
+    assert.equal((await client.waitForEvents(1))[0]!.data, 'kept');
+    client.abort();
+  });
+});
+
+describe('limits', () => {
+  it('caps streams per address with 429 and in total with 503, both with Retry-After', async () => {
+    const running = await startApp({ maxStreams: 3, maxStreamsPerAddress: 2 });
+    const stream = () => new StreamClient(new URL('/stream', running.url));
+    const [a, b] = [stream(), stream()];
+    await Promise.all([a.opened(), b.opened()]);
+    const third = await fetch(new URL('/stream', running.url));
+    assert.equal(third.status, 429);
+    assert.equal(third.headers.get('retry-after'), '10');
+    assert.match((await jsonBody(third)).error, /your address/);
+    a.abort();
+    await eventually(() => running.app.streams.size === 1, 5000, 'the aborted stream to go');
+    const again = stream();
+    assert.equal((await again.opened()).statusCode, 200);
+    again.abort();
+    b.abort();
+    await running.close();
+
+    const small = await startApp({ maxStreams: 1 });
+    const only = new StreamClient(new URL('/stream', small.url));
+    await only.opened();
+    const refused = await fetch(new URL('/events', small.url));
+    assert.equal(refused.status, 503);
+    assert.equal(refused.headers.get('retry-after'), '10');
+    only.abort();
+    await small.close();
+  });
+
+  it('rate limits chat messages per address with 429 and Retry-After', async () => {
+    const running = await startApp({ postsPerMinute: 3 });
+    const send = () =>
+      fetch(new URL('/messages', running.url), {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ channel: 'c', message: 'hi' }),
+      });
+    for (let index = 0; index < 3; index++) assert.equal((await send()).status, 202);
+    const limited = await send();
+    assert.equal(limited.status, 429);
+    assert.ok(Number(limited.headers.get('retry-after')) >= 1);
+    assert.match((await jsonBody(limited)).error, /at most 3 a minute/);
+    await running.close();
+  });
+
+  it('times out a slowloris request without cutting a live stream', async () => {
+    const running = await startApp({ headersTimeoutMs: 300, requestTimeoutMs: 600, heartbeatMs: 100 });
+    const stream = new StreamClient(new URL('/stream', running.url));
+    await stream.opened();
+    // Headers that never finish: one byte now and then, never the blank line.
+    const socket: Socket = connect(Number(running.url.port), '127.0.0.1');
+    socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n');
+    const drip = setInterval(() => socket.write('X-a: b\r\n'), 50);
+    let answer = '';
+    for await (const chunk of socket) answer += String(chunk);
+    clearInterval(drip);
+    assert.equal(statusOf(answer), 408);
+    // The stream outlived both timeouts, and still has heartbeats flowing.
+    const heartbeats = stream.decoder.comments.length;
+    await eventually(() => stream.decoder.comments.length > heartbeats, 5000, 'another heartbeat');
+    assert.equal(stream.ended, false);
+    stream.abort();
+    await running.close();
+  });
+
+  it('cuts a client whose backlog stops draining (stalled), even under the backlog bound', async () => {
+    const running = await startApp({ heartbeatMs: 50, maxBacklogBytes: 512 * 1024 * 1024 });
+    const socket = connect(Number(running.url.port), '127.0.0.1');
+    socket.write('GET /stream?channel=stall HTTP/1.1\r\nHost: x\r\n\r\n');
+    socket.pause();
+    await eventually(() => running.app.hub.subscriberCount === 1, 5000, 'the subscriber');
+    // More than the kernel's socket buffers take, so writes queue in the process.
+    for (let index = 0; index < 64; index++) running.app.hub.publish({ channel: 'stall', data: 'z'.repeat(256 * 1024) });
+    await eventually(() => running.app.streams.closed.stalled === 1, 10_000, 'the stalled client to be cut');
+    assert.equal(running.app.streams.size, 0);
+    socket.destroy();
+    await running.close();
+  });
+
+  it('survives thousands of abrupt aborts with every count back to zero', async () => {
+    const running = await startApp();
+    for (let round = 0; round < 4; round++) {
+      const sockets = Array.from({ length: 500 }, (_, index) => {
+        const socket = connect(Number(running.url.port), '127.0.0.1');
+        socket.on('error', () => {});
+        socket.write(`GET /stream?channel=abort${index % 5} HTTP/1.1\r\nHost: x\r\n\r\n`);
+        return socket;
+      });
+      await eventually(() => running.app.streams.size === 500, 10_000, 'all 500 streams');
+      for (const socket of sockets) socket.resetAndDestroy();
+      await eventually(() => running.app.streams.size === 0 && running.app.hub.subscriberCount === 0, 10_000, 'all to close');
+    }
+    assert.equal(running.app.streams.heartbeatRunning, false);
+    assert.equal((await fetch(new URL('/healthz', running.url))).status, 200);
+    await running.close();
+  });
+});
+
+describe('CORS', async () => {
+  const running = await startApp({ allowedOrigins: ['https://app.example'] });
+  after(() => running.close());
+
+  it('lets an allowed origin read streams with credentials, naming it exactly', async () => {
+    const client = new StreamClient(new URL('/stream', running.url), { Origin: 'https://app.example' });
+    const response = await client.opened();
+    assert.equal(response.headers['access-control-allow-origin'], 'https://app.example');
+    assert.equal(response.headers['access-control-allow-credentials'], 'true');
+    assert.equal(response.headers['vary'], 'Origin');
+    client.abort();
+  });
+
+  it('gives other origins no CORS headers, and refuses their preflight', async () => {
+    const response = await fetch(new URL('/healthz', running.url), { headers: { Origin: 'https://evil.example' } });
+    assert.equal(response.headers.get('access-control-allow-origin'), null);
+    const preflight = await fetch(new URL('/publish', running.url), { method: 'OPTIONS', headers: { Origin: 'https://evil.example' } });
+    assert.equal(preflight.status, 403);
+  });
+
+  it('answers an allowed preflight with the methods and headers it may use', async () => {
+    const preflight = await fetch(new URL('/messages', running.url), {
+      method: 'OPTIONS',
+      headers: { Origin: 'https://app.example', 'Access-Control-Request-Method': 'POST' },
+    });
+    assert.equal(preflight.status, 204);
+    assert.match(preflight.headers.get('access-control-allow-headers')!, /Content-Type/);
+    assert.match(preflight.headers.get('access-control-allow-methods')!, /POST/);
+  });
+
+  it('never combines a wildcard with credentials', async () => {
+    const open = await startApp({ allowedOrigins: ['*'] });
+    const response = await fetch(new URL('/healthz', open.url), { headers: { Origin: 'https://anyone.example' } });
+    assert.equal(response.headers.get('access-control-allow-origin'), '*');
+    assert.equal(response.headers.get('access-control-allow-credentials'), null);
+    await open.close();
+  });
+});

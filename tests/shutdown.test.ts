@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { StreamClient } from './harness.ts';
+
+/** Starts `npm start`'s entry point as a real process and resolves with its URL. */
+async function startProcess(env: Record<string, string>) {
+  const child = spawn(process.execPath, ['--import', 'tsx', new URL('../server.ts', import.meta.url).pathname], {
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', TICK_MS: '0', MONITOR_INTERVAL_MS: '0', COURIER_MS: '0', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  const url = await new Promise<URL>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 20_000);
+    child.stderr!.on('data', (chunk: Buffer) => {
+      log += chunk;
+      const match = /"event":"server.listening","url":"([^"]+)"/.exec(log);
+      if (match) {
+        clearTimeout(timer);
+        resolve(new URL(match[1]!));
+      }
+    });
+  });
+  return { child, url, log: () => log };
+}
+
+describe('graceful shutdown of the real process', () => {
+  it('on SIGTERM during a publish burst, delivers every event it accepted, then exits 0', async () => {
+    const { child, url } = await startProcess({ DATA_DIR: mkdtempSync(join(tmpdir(), 'sse-shutdown-')), RETRY_MS: '2500' });
+    const client = new StreamClient(new URL('/stream?channel=burst', url));
+    await client.opened();
+
+    const accepted: string[] = [];
+    let stop = false;
+    const publisher = async () => {
+      while (!stop) {
+        try {
+          const response = await fetch(new URL('/publish', url), {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json' },
+            body: JSON.stringify({ channel: 'burst', data: `event ${accepted.length}` }),
+          });
+          const body = (await response.json()) as { id?: string };
+          if (response.status === 202) accepted.push(body.id!);
+          else stop = true; // 503 while shutting down: stop, as a client would.
+        } catch {
+          stop = true; // connection refused once the listener is closed
+        }
+      }
+    };
+    const publishers = Array.from({ length: 8 }, publisher);
+    // Signal in the middle of the burst, once a good number of events went through.
+    while (accepted.length < 200) await new Promise((resolve) => setImmediate(resolve));
+    child.kill('SIGTERM');
+    const [code] = (await once(child, 'exit', { signal: AbortSignal.timeout(15_000) })) as [number];
+    stop = true;
+    await Promise.all(publishers);
+    await client.waitForEnd();
+
+    assert.equal(code, 0);
+    const received = new Set(client.events.map((event) => event.lastEventId));
+    const missing = accepted.filter((id) => !received.has(id));
+    assert.deepEqual(missing, [], `${missing.length} of ${accepted.length} accepted events never arrived`);
+    // The stream's last words tell the browser when to come back.
+    assert.match(client.raw, /retry: 2500\n\n$/);
+  });
+});
