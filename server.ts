@@ -43,6 +43,20 @@ interface Route {
   handle: Handler;
 }
 
+function socketAddress(req: IncomingMessage): string | undefined {
+  return req.socket?.remoteAddress;
+}
+
+/**
+ * Behind a reverse proxy (TRUST_PROXY=1), the client is the last address in X-Forwarded-For:
+ * the one our proxy appended. Earlier entries were sent by the client and prove nothing.
+ */
+function forwardedAddress(req: IncomingMessage): string | undefined {
+  const header = req.headers['x-forwarded-for'];
+  const last = (Array.isArray(header) ? header.join(',') : header)?.split(',').at(-1)?.trim();
+  return last || socketAddress(req);
+}
+
 /** Matches `pathname` against a route path, returning its parameters, or undefined. */
 function matchPath(pattern: string, pathname: string): Record<string, string> | undefined {
   const want = pattern.split('/');
@@ -89,8 +103,9 @@ export interface AppOptions extends Partial<Config> {
 }
 
 export function createApp(options: AppOptions = {}): App {
-  const { logger = stderrLogger, clientAddress = (req) => req.socket?.remoteAddress, ...overrides } = options;
+  const { logger = stderrLogger, ...overrides } = options;
   const config: Config = { ...DEFAULTS, ...overrides };
+  const clientAddress = options.clientAddress ?? (config.trustProxy ? forwardedAddress : socketAddress);
   const streams = new StreamRegistry({
     heartbeatMs: config.heartbeatMs,
     maxStreams: config.maxStreams,

@@ -52,6 +52,8 @@ export interface Config {
   requestTimeoutMs: number;
   /** Origins allowed to use the API from another site (CORS); `*` allows any, without cookies. */
   allowedOrigins: readonly string[];
+  /** Behind a reverse proxy: take the client's address from the proxy's X-Forwarded-For. */
+  trustProxy: boolean;
 }
 
 export const DEFAULTS: Config = {
@@ -80,6 +82,7 @@ export const DEFAULTS: Config = {
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
   allowedOrigins: [],
+  trustProxy: false,
 };
 
 /** Reads a whole number from the environment, or the default when the variable is unset. */
@@ -131,6 +134,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     postsPerMinute: integer(env, 'POSTS_PER_MINUTE', DEFAULTS.postsPerMinute, 1, 1_000_000),
     headersTimeoutMs: integer(env, 'HEADERS_TIMEOUT_MS', DEFAULTS.headersTimeoutMs, 100, 600_000),
     requestTimeoutMs: integer(env, 'REQUEST_TIMEOUT_MS', DEFAULTS.requestTimeoutMs, 100, 3_600_000),
+    trustProxy: env['TRUST_PROXY'] === '1' || env['TRUST_PROXY'] === 'true',
     allowedOrigins: (env['ALLOWED_ORIGINS'] ?? '').split(',').map((origin) => origin.trim()).filter(Boolean),
   };
 }

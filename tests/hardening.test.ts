@@ -212,3 +212,27 @@ describe('CORS', async () => {
     await open.close();
   });
 });
+
+describe('behind a reverse proxy', () => {
+  it('with TRUST_PROXY, limits by the address the proxy appended, not by what the client claims', async () => {
+    const running = await startApp({ trustProxy: true, postsPerMinute: 1 });
+    const send = (forwardedFor: string) =>
+      fetch(new URL('/messages', running.url), {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'X-Forwarded-For': forwardedFor },
+        body: JSON.stringify({ channel: 'c', message: 'hi' }),
+      });
+    assert.equal((await send('1.1.1.1, 203.0.113.5')).status, 202);
+    // A different spoofed first entry does not buy a fresh allowance.
+    assert.equal((await send('9.9.9.9, 203.0.113.5')).status, 429);
+    assert.equal((await send('203.0.113.6')).status, 202);
+    // And a forwarded client is not loopback, so it cannot publish without a key.
+    const publish = await fetch(new URL('/publish', running.url), {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Forwarded-For': '203.0.113.5' },
+      body: JSON.stringify({ channel: 'c', data: 'x' }),
+    });
+    assert.equal(publish.status, 403);
+    await running.close();
+  });
+});
