@@ -115,7 +115,12 @@ export function createApp(options: AppOptions = {}): App {
   // Public writes (chat messages, orders) are rate limited per address; each its own budget.
   const messageLimit = new RateLimiter(config.postsPerMinute);
   const orderLimit = new RateLimiter(config.postsPerMinute);
-  const addressOf = (req: IncomingMessage) => clientAddress(req) ?? 'unknown';
+  const rateLimited =
+    (limiter: RateLimiter, action: string, handle: Handler): Handler =>
+    (req, res, url, params) => {
+      limiter.take(clientAddress(req) ?? 'unknown', action);
+      return handle(req, res, url, params);
+    };
   const streamOptions: StreamOptions = { retryMs: config.retryMs, maxBacklogBytes: config.maxBacklogBytes };
   const hub = new Hub({ historySize: config.historySize, maxChannels: config.maxChannels });
   const pubsub: PubSubContext = {
@@ -142,25 +147,11 @@ export function createApp(options: AppOptions = {}): App {
     { method: 'GET', path: '/events', handle: (req, res, url) => handleParagraph(streams, streamOptions, req, res, url) },
     { method: 'GET', path: '/stream', handle: (req, res, url) => handleStream(pubsub, req, res, url) },
     { method: 'POST', path: '/publish', handle: (req, res) => handlePublish(pubsub, req, res) },
-    {
-      method: 'POST',
-      path: '/messages',
-      handle: (req, res) => {
-        messageLimit.take(addressOf(req), 'send messages');
-        return handleMessages(pubsub, req, res);
-      },
-    },
+    { method: 'POST', path: '/messages', handle: rateLimited(messageLimit, 'send messages', (req, res) => handleMessages(pubsub, req, res)) },
     { method: 'GET', path: '/metrics', handle: (_req, res) => handleMetrics(streams, hub, res) },
     { method: 'GET', path: '/request_status', handle: (_req, res) => handleRequestStatus(monitor, res) },
     { method: 'GET', path: '/demo/flaky', handle: (_req, res) => handleFlaky(res) },
-    {
-      method: 'POST',
-      path: '/orders',
-      handle: (req, res) => {
-        orderLimit.take(addressOf(req), 'place orders');
-        return handleCreateOrder(ordering, req, res);
-      },
-    },
+    { method: 'POST', path: '/orders', handle: rateLimited(orderLimit, 'place orders', (req, res) => handleCreateOrder(ordering, req, res)) },
     { method: 'GET', path: '/orders', handle: (req, res) => handleListOrders(ordering, req, res) },
     { method: 'GET', path: '/orders/:id', handle: (req, res, url, { id }) => handleGetOrder(ordering, req, res, url, id!) },
     { method: 'POST', path: '/orders/:id/status', handle: (req, res, _url, { id }) => handleSetStatus(ordering, req, res, id!) },
