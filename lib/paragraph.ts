@@ -38,7 +38,8 @@ export function handleParagraph(
   const intervalText = url.searchParams.get('interval');
   const intervalMs = intervalText === null ? 1000 : integerIn('interval', intervalText, 10, 10_000);
   const lastIdText = lastEventId(req, url);
-  const lastId = lastIdText === undefined ? 0 : integerIn('Last-Event-ID', lastIdText, 0, SENTENCES.length);
+  // Empty means "no id yet", as on /stream: `?lastEventId=` may be sent before any event arrived.
+  const lastId = lastIdText === undefined || lastIdText === '' ? 0 : integerIn('Last-Event-ID', lastIdText, 0, SENTENCES.length);
 
   if (lastId === SENTENCES.length) {
     res.writeHead(204).end();
