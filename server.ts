@@ -8,11 +8,11 @@ import { createServer, STATUS_CODES, type IncomingMessage, type Server, type Ser
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { DEFAULTS, loadConfig, type Config } from './lib/config.ts';
-import { HttpError, sendJson } from './lib/http.ts';
-import { stderrLogger, type Logger } from './lib/log.ts';
 import { corsHeaders, PREFLIGHT_HEADERS } from './lib/cors.ts';
 import { startCourier } from './lib/courier.ts';
+import { HttpError, sendJson } from './lib/http.ts';
 import { Hub } from './lib/hub.ts';
+import { stderrLogger, type Logger } from './lib/log.ts';
 import { handleMetrics } from './lib/metrics.ts';
 import { handleFlaky, handleRequestStatus, StatusMonitor } from './lib/monitor.ts';
 import {
@@ -28,8 +28,8 @@ import {
 import { OrderStore } from './lib/orders.ts';
 import { handleParagraph } from './lib/paragraph.ts';
 import { handleMessages, handlePublish, handleStream, type PubSubContext } from './lib/pubsub.ts';
-import { SseFormatError, StreamRegistry, type StreamOptions } from './lib/sse.ts';
 import { RateLimiter } from './lib/rate-limit.ts';
+import { SseFormatError, StreamRegistry, type StreamOptions } from './lib/sse.ts';
 import { serveStatic } from './lib/static.ts';
 import { startTicker } from './lib/ticker.ts';
 
@@ -95,9 +95,9 @@ export interface App {
 export interface AppOptions extends Partial<Config> {
   logger?: Logger;
   /**
-   * The address a request comes from, for access checks. The default is the socket's peer.
-   * Behind a reverse proxy that is the proxy; this is where you would read the proxy's
-   * `X-Forwarded-For` instead (only for proxies you trust: clients can send that header too).
+   * The address a request comes from, for access checks and per-address limits. The default
+   * is the socket's peer, or with `trustProxy` the proxy's last `X-Forwarded-For` entry.
+   * Tests pass one to play a client from another machine.
    */
   clientAddress?: (req: IncomingMessage) => string | undefined;
 }
