@@ -175,13 +175,17 @@ export class SseStream {
   readonly #res: ServerResponse;
   readonly #registry: StreamRegistry;
   readonly #maxBacklogBytes: number;
-  readonly #cleanups: Array<() => void> = [];
+  /** Made on first use: most streams register one cleanup, and memory per stream adds up. */
+  #cleanups: Array<() => void> | undefined;
   #closed = false;
   #closeReason: CloseReason = 'client';
   /** Set by every write, cleared by the heartbeat tick: a stream that wrote needs no ping. */
   wroteSinceTick = false;
-  /** Heartbeat ticks in a row that found this stream waiting for a drain that never came. */
+  /** Heartbeat ticks in a row that found this stream's backlog stuck. */
   stalledTicks = 0;
+  /** Backlog at the last tick, and bytes queued since: together they tell if any left. */
+  backlogAtTick = 0;
+  queuedSinceTick = 0;
 
   /** The client's address, counted against the per-address limit. */
   readonly address: string;
@@ -193,12 +197,10 @@ export class SseStream {
     this.address = address;
     registry.add(this);
     // 'close' fires exactly once, for every way a response can end: the client went away,
-    // we called end(), or we destroyed the socket. So it is the one place to clean up.
-    res.once('close', () => this.#cleanup());
-    // Any progress on the socket means the client is still reading.
-    res.on('drain', () => {
-      this.stalledTicks = 0;
-    });
+    // we called end(), or we destroyed the socket. So it is the one place to clean up. One
+    // shared listener (not a closure per stream) keeps each stream a little smaller.
+    streamOf.set(res, this);
+    res.once('close', onResponseClose);
   }
 
   /** True once the connection has closed; writes after that are ignored. */
@@ -239,6 +241,7 @@ export class SseStream {
       return false;
     }
     this.wroteSinceTick = true;
+    this.queuedSinceTick += typeof frames === 'string' ? Buffer.byteLength(frames) : frames.length;
     this.#res.write(frames);
     return true;
   }
@@ -246,7 +249,7 @@ export class SseStream {
   /** Registers work to undo when the stream closes (unsubscribe, clear a timer). */
   onClose(cleanup: () => void): void {
     if (this.#closed) cleanup();
-    else this.#cleanups.push(cleanup);
+    else (this.#cleanups ??= []).push(cleanup);
   }
 
   /** Ends the stream gracefully: what was written is still delivered, then the response ends. */
@@ -264,12 +267,19 @@ export class SseStream {
   }
 
   /** Runs once per connection, however it ended; safe to call again. */
-  #cleanup(): void {
+  cleanup(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#registry.remove(this, this.#closeReason);
-    for (const cleanup of this.#cleanups.splice(0)) cleanup();
+    for (const cleanup of this.#cleanups ?? []) cleanup();
+    this.#cleanups = undefined;
   }
+}
+
+const streamOf = new WeakMap<ServerResponse, SseStream>();
+
+function onResponseClose(this: ServerResponse): void {
+  streamOf.get(this)?.cleanup();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -387,7 +397,12 @@ export class StreamRegistry {
 
   #tick(): void {
     for (const stream of this.#streams) {
-      if (stream.waitingForDrain) {
+      // Bytes that left the backlog since the last tick: what it held, plus what was queued,
+      // minus what it holds now. None left while a write waits for a drain: no progress.
+      const sent = stream.backlogAtTick + stream.queuedSinceTick - stream.backlogBytes;
+      stream.backlogAtTick = stream.backlogBytes;
+      stream.queuedSinceTick = 0;
+      if (stream.waitingForDrain && sent <= 0) {
         stream.stalledTicks += 1;
         if (stream.stalledTicks >= this.#options.stallTicks) {
           stream.destroy('stalled');
