@@ -52,6 +52,7 @@ export function handleParagraph(
     stream.send({ id: String(next + 1), data: SENTENCES[next]! });
     next += 1;
     if (next === SENTENCES.length) {
+      clearInterval(timer);
       // `end` has data so the browser dispatches it: an event with no data is never delivered.
       stream.send({ event: 'end', data: 'The paragraph is complete.' });
       stream.end('done');

@@ -222,3 +222,36 @@ describe('property: any text survives framing and the spec decoder', () => {
     }
   });
 });
+
+describe('streams behind a pipelined request', () => {
+  it('keeps the answers in order when a stream is requested behind another request on one connection', async () => {
+    const running = await startApp();
+    const socket = connect(Number(running.url.port), '127.0.0.1');
+    // Both requests in one write. The first answers after a delay, so the stream opens and
+    // starts writing while its answer must still wait its turn.
+    socket.write('GET /demo/flaky HTTP/1.1\r\nHost: x\r\n\r\nGET /events?interval=10 HTTP/1.1\r\nHost: x\r\n\r\n');
+    let text = '';
+    for await (const chunk of socket) {
+      text += String(chunk);
+      if (text.includes('event: end')) break;
+    }
+    socket.destroy();
+    const second = text.indexOf('HTTP/1.1 200 OK', 1);
+    assert.ok(/^HTTP\/1.1 (200|503)/.test(text) && second > 0, text.slice(0, 200));
+    assert.match(text.slice(0, second), /"ok":true|"error"/);
+    const decoder = new SseDecoder();
+    // De-chunk the stream's body: size lines, then data.
+    let body = text.slice(text.indexOf('\r\n\r\n', second) + 4);
+    let plain = '';
+    while (body.length > 0) {
+      const lineEnd = body.indexOf('\r\n');
+      const size = Number.parseInt(body.slice(0, lineEnd), 16);
+      if (!(size > 0)) break;
+      plain += body.slice(lineEnd + 2, lineEnd + 2 + size);
+      body = body.slice(lineEnd + 2 + size + 2);
+    }
+    const events = decoder.push(plain);
+    assert.deepEqual(events.map((event) => event.lastEventId), ['1', '2', '3', '4', '5', '5']);
+    await running.close();
+  });
+});
