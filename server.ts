@@ -57,10 +57,8 @@ function forwardedAddress(req: IncomingMessage): string | undefined {
   return last || socketAddress(req);
 }
 
-/** Matches `pathname` against a route path, returning its parameters, or undefined. */
-function matchPath(pattern: string, pathname: string): Record<string, string> | undefined {
-  const want = pattern.split('/');
-  const have = pathname.split('/');
+/** Matches a path's segments against a route path's, returning its parameters, or undefined. */
+function matchPath(want: readonly string[], have: readonly string[]): Record<string, string> | undefined {
   if (want.length !== have.length) return undefined;
   const params: Record<string, string> = {};
   for (const [index, segment] of want.entries()) {
@@ -158,6 +156,9 @@ export function createApp(options: AppOptions = {}): App {
     { method: 'GET', path: '/order_monitor', handle: (req, res, url) => handleOrderMonitor(ordering, req, res, url) },
   ];
 
+  // Split each route's path once, not on every request.
+  const compiledRoutes = routes.map((route) => ({ route, pattern: route.path.split('/') }));
+
   // Shutdown state: once closing, new writes are refused, and shutdown waits for the writes
   // already accepted, so everything that got a 2xx is delivered before streams end.
   let closing = false;
@@ -182,8 +183,9 @@ export function createApp(options: AppOptions = {}): App {
       res.writeHead(204, PREFLIGHT_HEADERS).end();
       return;
     }
-    const matches = routes.flatMap((route) => {
-      const params = matchPath(route.path, url.pathname);
+    const segments = url.pathname.split('/');
+    const matches = compiledRoutes.flatMap(({ route, pattern }) => {
+      const params = matchPath(pattern, segments);
       return params ? [{ route, params }] : [];
     });
     const found = matches.find(({ route }) => route.method === req.method);
@@ -194,6 +196,25 @@ export function createApp(options: AppOptions = {}): App {
     }
     if (req.method === 'GET' || req.method === 'HEAD') return serveStatic(config.publicDir, req, res);
     throw new HttpError(405, `Method ${req.method} is not allowed on ${url.pathname}`, { Allow: 'GET, HEAD' });
+  }
+
+  /** One log line per request, when it ends; for a stream, that is when the client leaves. */
+  function logWhenDone(req: IncomingMessage, res: ServerResponse): void {
+    const started = performance.now();
+    // Read now: once the connection is gone, so is its socket.
+    const address = clientAddress(req);
+    // `on`, not `once`: 'close' fires once anyway, and `once` wraps every listener in another
+    // function and object, which an open stream would keep alive for hours.
+    res.on('close', () => {
+      logger('request', {
+        method: req.method,
+        path: req.url?.split('?')[0],
+        status: res.statusCode,
+        ms: Math.round(performance.now() - started),
+        address,
+        ...(res.writableFinished ? {} : { aborted: true }),
+      });
+    });
   }
 
   /** Our own base URL, for the monitor's default target: loopback when listening on every address. */
@@ -213,20 +234,7 @@ export function createApp(options: AppOptions = {}): App {
       connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
     },
     (req, res) => {
-      const started = performance.now();
-      // Read now: once the connection is gone, so is its socket.
-      const address = clientAddress(req);
-      // One log line per request, when it ends; for a stream, that is when the client leaves.
-      res.once('close', () => {
-        logger('request', {
-          method: req.method,
-          path: req.url?.split('?')[0],
-          status: res.statusCode,
-          ms: Math.round(performance.now() - started),
-          address,
-          ...(res.writableFinished ? {} : { aborted: true }),
-        });
-      });
+      logWhenDone(req, res);
       Promise.resolve()
         .then(() => dispatch(req, res))
         .catch((error: unknown) => {

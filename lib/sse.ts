@@ -200,7 +200,7 @@ export class SseStream {
     // we called end(), or we destroyed the socket. So it is the one place to clean up. One
     // shared listener (not a closure per stream) keeps each stream a little smaller.
     streamOf.set(res, this);
-    res.once('close', onResponseClose);
+    res.on('close', onResponseClose);
   }
 
   /** True once the connection has closed; writes after that are ignored. */
