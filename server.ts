@@ -11,7 +11,8 @@ import { DEFAULTS, loadConfig, type Config } from './lib/config.ts';
 import { corsHeaders, PREFLIGHT_HEADERS } from './lib/cors.ts';
 import { startCourier } from './lib/courier.ts';
 import { HttpError, sendJson } from './lib/http.ts';
-import { Hub } from './lib/hub.ts';
+import { createBackend } from './lib/backend.ts';
+import type { PubSub } from './lib/hub.ts';
 import { stderrLogger, type Logger } from './lib/log.ts';
 import { handleMetrics } from './lib/metrics.ts';
 import { handleFlaky, handleRequestStatus, StatusMonitor } from './lib/monitor.ts';
@@ -21,11 +22,9 @@ import {
   handleListOrders,
   handleOrderMonitor,
   handleSetStatus,
-  loadSecret,
-  publishOrder,
   type OrderContext,
 } from './lib/order-monitor.ts';
-import { OrderStore } from './lib/orders.ts';
+import type { Orders } from './lib/orders.ts';
 import { handleParagraph } from './lib/paragraph.ts';
 import { handleMessages, handlePublish, handleStream, type PubSubContext } from './lib/pubsub.ts';
 import { RateLimiter } from './lib/rate-limit.ts';
@@ -81,8 +80,8 @@ export interface App {
   server: Server;
   config: Config;
   streams: StreamRegistry;
-  hub: Hub;
-  orders: OrderStore;
+  hub: PubSub;
+  orders: Orders;
   monitor: StatusMonitor;
   /** Listens on the configured host and port; resolves to the base URL (port 0 → a free one). */
   listen(): Promise<URL>;
@@ -120,7 +119,9 @@ export function createApp(options: AppOptions = {}): App {
       return handle(req, res, url, params);
     };
   const streamOptions: StreamOptions = { retryMs: config.retryMs, maxBacklogBytes: config.maxBacklogBytes };
-  const hub = new Hub({ historySize: config.historySize, maxChannels: config.maxChannels });
+  // In this process, or in Redis when REDIS_URL is set (lib/backend.ts).
+  const backend = createBackend(config, logger);
+  const { hub, orders } = backend;
   const pubsub: PubSubContext = {
     hub,
     streams,
@@ -129,8 +130,8 @@ export function createApp(options: AppOptions = {}): App {
     clientAddress,
     maxBodyBytes: config.maxBodyBytes,
   };
-  const orders = new OrderStore(config.dataDir, { maxOrders: config.maxOrders, onChange: (order) => publishOrder(hub, order) });
-  const ordering: OrderContext = { ...pubsub, orders, secret: loadSecret(config.dataDir, config.orderSecret) };
+  // The token secret is known once the backend has started (with Redis, it is shared there).
+  const ordering: OrderContext = { ...pubsub, orders, secret: Buffer.alloc(0) };
   const monitor = new StatusMonitor({
     hub,
     target: () => config.monitorUrl ?? new URL('/demo/flaky', ownUrl()),
@@ -141,7 +142,9 @@ export function createApp(options: AppOptions = {}): App {
   const stopCourier = startCourier(hub, orders, config.courierMs);
 
   const routes: Route[] = [
-    { method: 'GET', path: '/healthz', handle: (_req, res) => sendJson(res, 200, { status: 'ok', streams: streams.size }) },
+    // 200 even when degraded (Redis away): every process shares that one Redis, so a 503 would
+    // take them all out of a load balancer at once, and open streams do fine meanwhile.
+    { method: 'GET', path: '/healthz', handle: (_req, res) => sendJson(res, 200, { status: hub.available ? 'ok' : 'degraded', streams: streams.size }) },
     { method: 'GET', path: '/events', handle: (req, res, url) => handleParagraph(streams, streamOptions, req, res, url) },
     { method: 'GET', path: '/stream', handle: (req, res, url) => handleStream(pubsub, req, res, url) },
     { method: 'POST', path: '/publish', handle: (req, res) => handlePublish(pubsub, req, res) },
@@ -284,6 +287,7 @@ export function createApp(options: AppOptions = {}): App {
     orders,
     monitor,
     async listen() {
+      ordering.secret = await backend.start();
       await new Promise<void>((resolveListen, rejectListen) => {
         server.once('error', rejectListen);
         server.listen(config.port, config.host, () => {
@@ -315,6 +319,7 @@ export function createApp(options: AppOptions = {}): App {
       clearTimeout(timer);
       // Whatever is still open after the deadline (a client that never reads) is cut.
       server.closeAllConnections();
+      await hub.close();
     },
   };
 }

@@ -54,6 +54,12 @@ export interface Config {
   allowedOrigins: readonly string[];
   /** Behind a reverse proxy: take the client's address from the proxy's X-Forwarded-For. */
   trustProxy: boolean;
+  /** Redis shared by several processes (channels, history, orders); unset = all in this process. */
+  redisUrl: string | undefined;
+  /** Prefix of every Redis key and pub/sub channel this server uses. */
+  redisPrefix: string;
+  /** Worker processes for `npm run cluster` (0 = one per CPU). */
+  workers: number;
 }
 
 export const DEFAULTS: Config = {
@@ -83,6 +89,9 @@ export const DEFAULTS: Config = {
   requestTimeoutMs: 30_000,
   allowedOrigins: [],
   trustProxy: false,
+  redisUrl: undefined,
+  redisPrefix: 'sse:',
+  workers: 0,
 };
 
 /** Reads a whole number from the environment, or the default when the variable is unset. */
@@ -105,6 +114,18 @@ function httpUrl(env: NodeJS.ProcessEnv, name: string): URL | undefined {
     throw new Error(`Invalid configuration: ${name} must be an http or https URL, not ${JSON.stringify(text)}`);
   }
   return url;
+}
+
+/** Reads a redis:// or rediss:// URL from the environment, or undefined when the variable is unset. */
+function redisUrl(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const text = env[name];
+  if (text === undefined || text === '') return undefined;
+  const url = URL.canParse(text) ? new URL(text) : undefined;
+  if (url?.protocol !== 'redis:' && url?.protocol !== 'rediss:') {
+    // Not echoed: a Redis URL may carry a password.
+    throw new Error(`Invalid configuration: ${name} must be a redis:// or rediss:// URL`);
+  }
+  return text;
 }
 
 /** Builds the configuration from environment variables (see README for the list). */
@@ -136,5 +157,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     requestTimeoutMs: integer(env, 'REQUEST_TIMEOUT_MS', DEFAULTS.requestTimeoutMs, 100, 3_600_000),
     trustProxy: env['TRUST_PROXY'] === '1' || env['TRUST_PROXY'] === 'true',
     allowedOrigins: (env['ALLOWED_ORIGINS'] ?? '').split(',').map((origin) => origin.trim()).filter(Boolean),
+    redisUrl: redisUrl(env, 'REDIS_URL'),
+    redisPrefix: env['REDIS_PREFIX'] || DEFAULTS.redisPrefix,
+    workers: integer(env, 'WORKERS', DEFAULTS.workers, 0, 1024),
   };
 }

@@ -4,19 +4,42 @@
  * The tutorials start their generators at import time and leave them running forever, even
  * with nobody connected. Here the hub says when a channel gains its first listener and loses
  * its last, and the timer follows: no listeners, no timer, no work.
+ *
+ * With several processes sharing Redis, each process has its own listeners, and a ticker in
+ * every process would tick once per process. So each tick first takes (or renews) a short
+ * lease named after the job: the one process holding it runs the task, the others skip the
+ * tick. The lease lives three periods; while its holder keeps listeners it renews it every
+ * tick, and when the holder stops (no listeners left, crashed, cut off from Redis) the lease
+ * runs out and another process with listeners takes over at its next tick. In one process the
+ * lease is always ours and the task runs at once.
  */
-import type { Hub } from './hub.ts';
+import type { PubSub } from './hub.ts';
+
+export interface DemoJob {
+  /** The lease's name, unique per job: two jobs on one channel (ticker, monitor) are separate. */
+  name: string;
+  channel: string;
+  /** The period (0 = never). */
+  intervalMs: number;
+}
 
 /** Starts `task` every `intervalMs` while `channel` has listeners (0 = never). Returns a stop function. */
-export function runWhileListening(hub: Hub, channel: string, intervalMs: number, task: () => void): () => void {
+export function runWhileListening(hub: PubSub, job: DemoJob, task: () => void): () => void {
+  const { name, channel, intervalMs } = job;
   if (intervalMs === 0) return () => {};
   let timer: NodeJS.Timeout | undefined;
   const stopTimer = () => {
     clearInterval(timer);
     timer = undefined;
   };
+  const tick = () => {
+    const held = hub.holdLease(`demo:${name}`, 3 * intervalMs);
+    if (held === true) task();
+    // Redis unreachable: no lease, no tick (publishing would fail anyway).
+    else if (held !== false) held.then((ours) => ours && timer !== undefined && task(), () => {});
+  };
   const stopWatching = hub.onDemand(channel, (listening) => {
-    if (listening && timer === undefined) timer = setInterval(task, intervalMs);
+    if (listening && timer === undefined) timer = setInterval(tick, intervalMs);
     if (!listening) stopTimer();
   });
   return () => {

@@ -13,8 +13,15 @@
  * Fan-out is batched: events published during one turn of the event loop are delivered
  * together on the next (`setImmediate`), one write per subscriber per turn instead of one per
  * event. Subscribers with the same channels share one concatenated buffer.
+ *
+ * `PubSub` is what the routes and demos depend on. Two hubs implement it: `Hub` here, in one
+ * process and in memory, and `RedisHub` (lib/redis-hub.ts), which shares channels, ids and
+ * history between processes through Redis.
  */
 import { formatEvent } from './sse.ts';
+
+/** A value, or a promise of one: the in-process hub answers at once, Redis answers later. */
+export type Awaitable<T> = T | Promise<T>;
 
 /** An event as the hub stores it. */
 export interface HubEvent {
@@ -41,6 +48,14 @@ export interface Subscriber {
   write(frames: Buffer): boolean;
 }
 
+/** State sent whole instead of replay: frames that describe it as of event `upTo`. */
+export interface Snapshot {
+  /** Every event up to this id is reflected in the frames, and none after it. */
+  upTo: number;
+  /** Complete SSE frames, each carrying `id: upTo`. */
+  frames: string;
+}
+
 export interface SubscribeOptions {
   channels: readonly string[];
   /** The id the client saw last (already checked to be a whole number), if it said. */
@@ -48,11 +63,14 @@ export interface SubscribeOptions {
   /** Deliver only events published with this key. */
   key?: string;
   /**
-   * For state that can be sent whole (an order's status): frames describing the state as of
-   * event `upTo`, sent instead of the id-only frame to a new client and instead of `reset`
-   * when replay cannot be complete.
+   * For state that can be sent whole (an order's status): frames describing the state, sent
+   * instead of the id-only frame to a new client and instead of `reset` when replay cannot be
+   * complete. `current` is the newest id this hub has delivered; state that changes only
+   * together with a publish on this same hub is "as of `current`" and can answer at once (the
+   * in-process hub needs that). State in shared storage reads its own `upTo` atomically with
+   * the state, and answers with a promise.
    */
-  snapshot?: (upTo: number) => string;
+  snapshot?: (current: number) => Awaitable<Snapshot>;
 }
 
 /** Counters for /metrics. */
@@ -60,6 +78,45 @@ export interface HubStats {
   published: number;
   delivered: number;
   resets: number;
+}
+
+/**
+ * What callers need from a hub, whichever one runs: publish, subscribe with replay, and the
+ * listener counts that start and stop the demo timers.
+ */
+export interface PubSub {
+  /**
+   * Stores an event and delivers it to every subscriber of its channel; resolves with its id
+   * once it is stored. Rejects with `SseFormatError` if it cannot be framed, and (Redis) with
+   * a 503 `HttpError` while the store is unreachable.
+   */
+  publish(input: PublishInput): Promise<{ id: number }>;
+  /**
+   * Attaches a subscriber: what it missed since `lastEventId` (or a `reset`, or a snapshot),
+   * then live events, with no gap and no duplicate. Returns the detach function at once, so
+   * the caller can register it before anything else can go wrong; replay may finish later.
+   */
+  subscribe(subscriber: Subscriber, options: SubscribeOptions): () => void;
+  /** Connections following `channel` in this process. */
+  listenersOf(channel: string): number;
+  /** Calls `watcher(true)` on a channel's first listener here, `watcher(false)` on its last. */
+  onDemand(channel: string, watcher: (listening: boolean) => void): () => void;
+  /**
+   * Takes or renews the lease `name` for `ttlMs`; true while this process holds it. With many
+   * processes, only the holder runs a demo timer, so the ticker does not tick once per process.
+   */
+  holdLease(name: string, ttlMs: number): Awaitable<boolean>;
+  /** Delivers every event received so far now, rather than at the end of this turn. */
+  flush(): void;
+  /** False while the shared store is unreachable (always true in one process). */
+  readonly available: boolean;
+  /** The newest id this process has handed out or seen. */
+  readonly lastId: number;
+  readonly subscriberCount: number;
+  readonly channelCount: number;
+  readonly stats: HubStats;
+  /** Lets go of connections (Redis); the in-process hub has none. */
+  close(): Promise<void>;
 }
 
 /** The last N events of one channel, oldest first, in a fixed-size ring. */
@@ -138,7 +195,7 @@ export interface HubOptions {
   firstId?: number;
 }
 
-export class Hub {
+export class Hub implements PubSub {
   readonly #historySize: number;
   readonly #maxChannels: number;
   /** Channels in least-recently-published order (a Map iterates in insertion order). */
@@ -165,6 +222,15 @@ export class Hub {
     this.#lastId = this.#firstId - 1;
     this.#deliveredUpTo = this.#lastId;
   }
+
+  /** One process is the whole system: the store is always there, and every lease is ours. */
+  readonly available = true;
+
+  holdLease(): boolean {
+    return true;
+  }
+
+  async close(): Promise<void> {}
 
   /** The newest id handed out. */
   get lastId(): number {
@@ -202,10 +268,12 @@ export class Hub {
   }
 
   /**
-   * Stores and schedules delivery of one event; returns it with its id.
-   * Throws `SseFormatError` (before anything is stored) if the event cannot be framed.
+   * Stores and schedules delivery of one event; resolves with it and its id. The work is done
+   * before this returns (an async function runs synchronously up to its first await), so
+   * events keep the order of the calls. Rejects with `SseFormatError` (before anything is
+   * stored) if the event cannot be framed.
    */
-  publish(input: PublishInput): HubEvent {
+  async publish(input: PublishInput): Promise<HubEvent> {
     const id = this.#lastId + 1;
     // Serialise first: if the frame is refused, nothing has been stored or half-published.
     const frame = Buffer.from(formatEvent({ event: input.event, id: String(id), data: input.data }));
@@ -259,7 +327,7 @@ export class Hub {
   /** The frames a (re)connecting subscriber needs before it goes live. */
   #catchUp({ channels, lastEventId, key, snapshot }: SubscribeOptions): Buffer {
     const upTo = this.#deliveredUpTo;
-    if (snapshot && lastEventId === undefined) return Buffer.from(snapshot(upTo));
+    if (snapshot && lastEventId === undefined) return this.#snapshotNow(snapshot, upTo);
     if (lastEventId === undefined) {
       // An id-only frame sets the browser's lastEventId without dispatching an event. If this
       // connection drops before its channel publishes anything, the reconnect still says
@@ -269,7 +337,7 @@ export class Hub {
     const reason = this.#gapReason(channels, lastEventId);
     if (reason !== undefined) {
       this.stats.resets += 1;
-      if (snapshot) return Buffer.from(snapshot(upTo));
+      if (snapshot) return this.#snapshotNow(snapshot, upTo);
       return Buffer.from(
         formatEvent({ event: 'reset', id: String(upTo), data: JSON.stringify({ reason }) }),
       );
@@ -283,6 +351,13 @@ export class Hub {
     // Each channel's history is in id order; merging several needs one sort.
     if (channels.length > 1) missed.sort((a, b) => a.id - b.id);
     return Buffer.concat(missed.map((event) => event.frame));
+  }
+
+  /** Replay and attach are one synchronous step here, so the snapshot must answer at once. */
+  #snapshotNow(snapshot: NonNullable<SubscribeOptions['snapshot']>, upTo: number): Buffer {
+    const taken = snapshot(upTo);
+    if (taken instanceof Promise) throw new Error('Cannot subscribe: the in-process hub needs a synchronous snapshot');
+    return Buffer.from(taken.frames);
   }
 
   /** Why replay after `lastEventId` cannot be complete, or undefined when it can. */

@@ -4,10 +4,10 @@
  * https://prometheus.io/docs/instrumenting/exposition_formats/
  */
 import type { ServerResponse } from 'node:http';
-import type { Hub } from './hub.ts';
+import type { PubSub } from './hub.ts';
 import type { StreamRegistry } from './sse.ts';
 
-export function renderMetrics(streams: StreamRegistry, hub: Hub): string {
+export function renderMetrics(streams: StreamRegistry, hub: PubSub): string {
   const lines: string[] = [];
   const metric = (name: string, type: 'gauge' | 'counter', help: string, samples: Array<[string, number]>) => {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -29,7 +29,7 @@ export function renderMetrics(streams: StreamRegistry, hub: Hub): string {
   return lines.join('\n') + '\n';
 }
 
-export function handleMetrics(streams: StreamRegistry, hub: Hub, res: ServerResponse): void {
+export function handleMetrics(streams: StreamRegistry, hub: PubSub, res: ServerResponse): void {
   const text = renderMetrics(streams, hub);
   res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Cache-Control': 'no-store' });
   res.end(text);

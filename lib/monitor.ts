@@ -9,7 +9,7 @@
 import type { ServerResponse } from 'node:http';
 import { runWhileListening } from './demo-timer.ts';
 import { sendJson } from './http.ts';
-import type { Hub } from './hub.ts';
+import type { PubSub } from './hub.ts';
 import { DEFAULT_CHANNEL } from './pubsub.ts';
 
 /** One probe's outcome. `status` 0 means no HTTP answer at all; `error` then says why. */
@@ -21,7 +21,7 @@ export interface ProbeResult {
 }
 
 export interface MonitorOptions {
-  hub: Hub;
+  hub: PubSub;
   /** What to probe; a function because the default (our own demo endpoint) is known only after listen. */
   target: () => URL;
   timeoutMs: number;
@@ -36,7 +36,7 @@ export class StatusMonitor {
 
   constructor(options: MonitorOptions) {
     this.#options = options;
-    this.#stop = runWhileListening(options.hub, DEFAULT_CHANNEL, options.intervalMs, () => {
+    this.#stop = runWhileListening(options.hub, { name: 'monitor', channel: DEFAULT_CHANNEL, intervalMs: options.intervalMs }, () => {
       void this.probe();
     });
   }
@@ -68,7 +68,11 @@ export class StatusMonitor {
     } catch (error) {
       result = { status: 0, time: seconds(), error: describeFailure(error) };
     }
-    this.#options.hub.publish({ channel: DEFAULT_CHANNEL, event: 'response_status', data: JSON.stringify(result) });
+    // The probe's answer stands even if it cannot be broadcast (Redis down): the caller of
+    // /request_status still gets it, and the next probe is broadcast again.
+    await this.#options.hub
+      .publish({ channel: DEFAULT_CHANNEL, event: 'response_status', data: JSON.stringify(result) })
+      .catch(() => {});
     return result;
   }
 }

@@ -15,8 +15,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { requirePublisher } from './access.ts';
 import { HttpError, readFields, sendJson } from './http.ts';
-import type { Hub } from './hub.ts';
-import { isOrderStatus, ORDER_STATUSES, type Order, type OrderStore } from './orders.ts';
+import type { PubSub, Snapshot } from './hub.ts';
+import { isOrderStatus, ORDER_STATUSES, type Order, type Orders, type OrdersSnapshot } from './orders.ts';
 import { MAX_BODY_BYTES, parseLastEventId } from './pubsub.ts';
 import { formatEvent, openStream, type StreamOptions, type StreamRegistry } from './sse.ts';
 
@@ -27,8 +27,8 @@ import { formatEvent, openStream, type StreamOptions, type StreamRegistry } from
 export const ORDERS_CHANNEL = 'orders:updates';
 
 export interface OrderContext {
-  hub: Hub;
-  orders: OrderStore;
+  hub: PubSub;
+  orders: Orders;
   streams: StreamRegistry;
   streamOptions: StreamOptions;
   publishKey: string | undefined;
@@ -36,9 +36,14 @@ export interface OrderContext {
   clientAddress(req: IncomingMessage): string | undefined;
 }
 
-/** Announces a saved change to every watcher of all orders and of this one. */
-export function publishOrder(hub: Hub, order: Order): void {
-  hub.publish({ channel: ORDERS_CHANNEL, event: 'order_update', data: JSON.stringify(order), key: order.id });
+/**
+ * Announces a saved change to every watcher of all orders and of this one. For the file store
+ * with the in-process hub, which cannot fail here (the event name is fixed, the hub is memory),
+ * so the rejection is caught only to keep a floating promise from ever crashing the process.
+ * (The Redis store saves and publishes in one script instead: lib/redis-orders.ts.)
+ */
+export function publishOrder(hub: PubSub, order: Order): void {
+  hub.publish({ channel: ORDERS_CHANNEL, event: 'order_update', data: JSON.stringify(order), key: order.id }).catch(() => {});
 }
 
 /**
@@ -95,16 +100,16 @@ export async function handleCreateOrder(context: OrderContext, req: IncomingMess
   sendJson(res, 201, { order, token, watch }, { Location: `/orders/${encodeURIComponent(order.id)}` });
 }
 
-export function handleListOrders(context: OrderContext, req: IncomingMessage, res: ServerResponse): void {
+export async function handleListOrders(context: OrderContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   requirePublisher(req, context.clientAddress(req), context.publishKey);
-  sendJson(res, 200, { orders: context.orders.list() });
+  sendJson(res, 200, { orders: await context.orders.list() });
 }
 
-export function handleGetOrder(context: OrderContext, req: IncomingMessage, res: ServerResponse, url: URL, id: string): void {
+export async function handleGetOrder(context: OrderContext, req: IncomingMessage, res: ServerResponse, url: URL, id: string): Promise<void> {
   // The order's own token, or publisher access: the same rule as watching it.
   if (url.searchParams.has('token')) requireToken(context.secret, id, url.searchParams.get('token'));
   else requirePublisher(req, context.clientAddress(req), context.publishKey);
-  const order = context.orders.get(id);
+  const order = await context.orders.get(id);
   if (!order) throw new HttpError(404, `No order ${JSON.stringify(id)}`);
   sendJson(res, 200, order);
 }
@@ -118,24 +123,37 @@ export async function handleSetStatus(context: OrderContext, req: IncomingMessag
   sendJson(res, 200, await context.orders.setStatus(id, status));
 }
 
-export function handleOrderMonitor(context: OrderContext, req: IncomingMessage, res: ServerResponse, url: URL): void {
+/** Every order in the snapshot as an `order_update` carrying the snapshot's id (or a lone id when none). */
+function snapshotFrames({ orders, upTo }: OrdersSnapshot): Snapshot {
+  const id = String(upTo);
+  if (orders.length === 0) return { upTo, frames: formatEvent({ id }) };
+  return { upTo, frames: orders.map((order) => formatEvent({ event: 'order_update', id, data: JSON.stringify(order) })).join('') };
+}
+
+export async function handleOrderMonitor(context: OrderContext, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
   const orderId = authorizeWatch(context, req, url);
-  if (orderId !== undefined && !context.orders.get(orderId)) throw new HttpError(404, `No order ${JSON.stringify(orderId)}`);
   const lastId = parseLastEventId(req, url);
+  if (orderId !== undefined) {
+    // The file store answers at once; only a shared store (Redis) makes us wait, and only then
+    // can the client have gone away meanwhile, before its stream (and its cleanup) exist.
+    const found = context.orders.get(orderId);
+    const order = found instanceof Promise ? await found : found;
+    if (!order) throw new HttpError(404, `No order ${JSON.stringify(orderId)}`);
+    if (res.destroyed) return;
+  }
 
   const stream = openStream(context.streams, req, res, context.streamOptions);
   const unsubscribe = context.hub.subscribe(stream, {
     channels: [ORDERS_CHANNEL],
     lastEventId: lastId,
     key: orderId,
-    // State as of event `upTo`: every order (or the one) as it stands, each as an order_update.
-    // The hub has delivered everything up to `upTo`, and orders change only together with a
-    // publish, so the snapshot and the live updates that follow meet without gap or overlap.
-    snapshot: (upTo) => {
-      const orders = orderId === undefined ? context.orders.list() : [context.orders.get(orderId)!];
-      const id = String(upTo);
-      if (orders.length === 0) return formatEvent({ id });
-      return orders.map((order) => formatEvent({ event: 'order_update', id, data: JSON.stringify(order) })).join('');
+    // Every order (or the one) as it stands, each as an order_update, with the id of the newest
+    // order event the state reflects. Orders change only together with a publish (in one
+    // synchronous step in memory, in one script in Redis), so the snapshot and the live updates
+    // after that id meet without gap or overlap.
+    snapshot: (current) => {
+      const taken = context.orders.snapshot(orderId, current);
+      return taken instanceof Promise ? taken.then(snapshotFrames) : snapshotFrames(taken);
     },
   });
   stream.onClose(unsubscribe);

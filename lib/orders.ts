@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Awaitable } from './hub.ts';
 import { HttpError } from './http.ts';
 
 /** The happy path, in order; `cancelled` branches off before shipping. */
@@ -51,6 +52,57 @@ export interface Order {
   history: Array<{ status: OrderStatus; at: string }>;
 }
 
+/** Orders as they stand, and the id of the newest event they reflect. */
+export interface OrdersSnapshot {
+  orders: Order[];
+  upTo: number;
+}
+
+/**
+ * What the routes and the courier need from an order store. Two implement it: `OrderStore`
+ * here (one process, a file), and `RedisOrderStore` (lib/redis-orders.ts, shared by processes).
+ */
+export interface Orders {
+  get(id: string): Awaitable<Order | undefined>;
+  list(): Awaitable<Order[]>;
+  create(input: { item: string; demo: boolean }): Promise<Order>;
+  /** Moves an order on: 404 for an unknown order, 409 for a move its status does not allow. */
+  setStatus(id: string, status: OrderStatus): Promise<Order>;
+  /** Resolves once every change accepted so far is saved and published (for shutdown). */
+  idle(): Promise<void>;
+  /**
+   * All orders (or the one), read together with the id of the newest order event they reflect,
+   * so a watcher can take live updates from exactly there. `current` is the hub's newest
+   * delivered id: a store whose changes are published synchronously on this hub is current
+   * as of it.
+   */
+  snapshot(orderId: string | undefined, current: number): Awaitable<OrdersSnapshot>;
+}
+
+/** A new order in its first status. */
+export function newOrder(input: { item: string; demo: boolean }): Order {
+  const now = new Date().toISOString();
+  return {
+    // Random, not sequential: ids alone reveal nothing about how many orders exist.
+    id: `ord_${randomBytes(9).toString('base64url')}`,
+    item: input.item,
+    demo: input.demo,
+    status: 'created',
+    createdAt: now,
+    updatedAt: now,
+    history: [{ status: 'created', at: now }],
+  };
+}
+
+/** The order after moving to `status`; throws 409 if its current status does not allow that. */
+export function withStatus(current: Order, status: OrderStatus): Order {
+  if (!NEXT[current.status].includes(status)) {
+    throw new HttpError(409, `Cannot move order ${current.id} from ${current.status} to ${status}`);
+  }
+  const now = new Date().toISOString();
+  return { ...current, status, updatedAt: now, history: [...current.history, { status, at: now }] };
+}
+
 export interface OrderStoreOptions {
   /** Orders kept at most; finished orders (delivered, cancelled) make room first. */
   maxOrders: number;
@@ -58,9 +110,9 @@ export interface OrderStoreOptions {
   onChange: (order: Order) => void;
 }
 
-const isFinished = (order: Order) => order.status === 'delivered' || order.status === 'cancelled';
+export const isFinished = (order: Order) => order.status === 'delivered' || order.status === 'cancelled';
 
-export class OrderStore {
+export class OrderStore implements Orders {
   readonly #file: string;
   readonly #options: OrderStoreOptions;
   #orders: Map<string, Order>;
@@ -101,6 +153,13 @@ export class OrderStore {
     return [...this.#orders.values()];
   }
 
+  /** Changes become current and are published in one synchronous step, so "now" is `current`. */
+  snapshot(orderId: string | undefined, current: number): OrdersSnapshot {
+    const order = orderId === undefined ? undefined : this.#orders.get(orderId);
+    const orders = orderId === undefined ? this.list() : order ? [order] : [];
+    return { orders, upTo: current };
+  }
+
   create(input: { item: string; demo: boolean }): Promise<Order> {
     return this.#change(() => {
       const orders = new Map(this.#orders);
@@ -109,17 +168,7 @@ export class OrderStore {
         if (!finished) throw new HttpError(503, 'Cannot create an order: the store is full of open orders', { 'Retry-After': '60' });
         orders.delete(finished.id);
       }
-      const now = new Date().toISOString();
-      const order: Order = {
-        // Random, not sequential: ids alone reveal nothing about how many orders exist.
-        id: `ord_${randomBytes(9).toString('base64url')}`,
-        item: input.item,
-        demo: input.demo,
-        status: 'created',
-        createdAt: now,
-        updatedAt: now,
-        history: [{ status: 'created', at: now }],
-      };
+      const order = newOrder(input);
       orders.set(order.id, order);
       return { orders, order };
     });
@@ -129,11 +178,7 @@ export class OrderStore {
     return this.#change(() => {
       const current = this.#orders.get(id);
       if (!current) throw new HttpError(404, `No order ${JSON.stringify(id)}`);
-      if (!NEXT[current.status].includes(status)) {
-        throw new HttpError(409, `Cannot move order ${id} from ${current.status} to ${status}`);
-      }
-      const now = new Date().toISOString();
-      const order: Order = { ...current, status, updatedAt: now, history: [...current.history, { status, at: now }] };
+      const order = withStatus(current, status);
       const orders = new Map(this.#orders);
       orders.set(id, order);
       return { orders, order };

@@ -9,7 +9,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { requirePublisher } from './access.ts';
 import { HttpError, readFields, sendJson } from './http.ts';
-import type { Hub } from './hub.ts';
+import type { PubSub } from './hub.ts';
 import { lastEventId, openStream, type StreamOptions, type StreamRegistry } from './sse.ts';
 
 /** Flask-SSE's default channel. */
@@ -25,7 +25,7 @@ const MAX_CHANNELS_PER_STREAM = 16;
 export const MAX_BODY_BYTES = 64 * 1024;
 
 export interface PubSubContext {
-  hub: Hub;
+  hub: PubSub;
   streams: StreamRegistry;
   streamOptions: StreamOptions;
   publishKey: string | undefined;
@@ -80,7 +80,7 @@ export async function handlePublish(context: PubSubContext, req: IncomingMessage
   if (data === undefined) throw new HttpError(400, 'Cannot publish: data is required');
   // A string goes out as it is; any other JSON value goes out as JSON text.
   const text = typeof data === 'string' ? data : JSON.stringify(data);
-  const published = context.hub.publish({ channel, event, data: text });
+  const published = await context.hub.publish({ channel, event, data: text });
   sendJson(res, 202, { id: String(published.id) });
 }
 
@@ -96,6 +96,6 @@ export async function handleMessages(context: PubSubContext, req: IncomingMessag
     throw new HttpError(400, `Cannot send a message: message must be text of 1 to ${MAX_MESSAGE_CHARACTERS} characters`);
   }
   // The channel rides along so a page following several channels on one stream can tell them apart.
-  const published = context.hub.publish({ channel, event: 'social', data: JSON.stringify({ channel, message }) });
+  const published = await context.hub.publish({ channel, event: 'social', data: JSON.stringify({ channel, message }) });
   sendJson(res, 202, { id: String(published.id) });
 }

@@ -4,14 +4,18 @@
  * browser's `onmessage` (type "message"), the simplest possible client.
  */
 import { runWhileListening } from './demo-timer.ts';
-import type { Hub } from './hub.ts';
+import type { PubSub } from './hub.ts';
 import { DEFAULT_CHANNEL } from './pubsub.ts';
 
-export function startTicker(hub: Hub, tickMs: number): () => void {
-  return runWhileListening(hub, DEFAULT_CHANNEL, tickMs, () => {
-    hub.publish({
-      channel: DEFAULT_CHANNEL,
-      data: JSON.stringify({ time: new Date().toISOString(), clients: hub.listenersOf(DEFAULT_CHANNEL) }),
-    });
+export function startTicker(hub: PubSub, tickMs: number): () => void {
+  return runWhileListening(hub, { name: 'ticker', channel: DEFAULT_CHANNEL, intervalMs: tickMs }, () => {
+    // `clients` counts this process's listeners. Fire and forget: a tick lost while Redis is
+    // down is replaced by the next one, so a failed publish is dropped, never left unhandled.
+    hub
+      .publish({
+        channel: DEFAULT_CHANNEL,
+        data: JSON.stringify({ time: new Date().toISOString(), clients: hub.listenersOf(DEFAULT_CHANNEL) }),
+      })
+      .catch(() => {});
   });
 }

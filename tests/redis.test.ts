@@ -1,0 +1,374 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import type { RedisHub } from '../lib/redis-hub.ts';
+import type { AppOptions } from '../server.ts';
+import { eventually, jsonBody, startApp, StreamClient, until, type Running } from './harness.ts';
+import { freePort, redisMissing, RedisServer } from './redis-server.ts';
+
+const skip = redisMissing();
+if (skip) console.log(`# ${skip}`);
+
+/** A key prefix of its own for each test, so tests sharing one Redis never see each other. */
+const freshPrefix = () => `t${randomBytes(4).toString('hex')}:`;
+
+async function post(url: URL, body: unknown): Promise<Response> {
+  return fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+}
+
+async function publish(node: Running, channel: string, data: string, event?: string): Promise<string> {
+  const response = await post(new URL('/publish', node.url), { channel, data, event });
+  assert.equal(response.status, 202);
+  return (await jsonBody(response)).id as string;
+}
+
+/** Resolves once the stream's first frame arrived: from then on, it is live. */
+async function live(client: StreamClient): Promise<void> {
+  await eventually(() => /\nid: \d+\n/.test(client.raw) || client.events.length > 0, 10_000, 'the stream to go live');
+}
+
+const dataOf = (client: StreamClient) => client.events.map((event) => event.data);
+const statusesOf = (client: StreamClient) =>
+  client.events.filter((event) => event.type === 'order_update').map((event) => JSON.parse(event.data).status as string);
+
+describe('scaling out through Redis', { skip }, async () => {
+  const redis = await RedisServer.start();
+  const nodes: Running[] = [];
+  const clients: StreamClient[] = [];
+  /** A server in this process with its own Redis connections, sharing `prefix` with its peers. */
+  const node = async (prefix: string, options: AppOptions = {}, server = redis): Promise<Running> => {
+    const running = await startApp({ redisUrl: server.url, redisPrefix: prefix, ...options });
+    nodes.push(running);
+    return running;
+  };
+  const stream = (at: Running, path: string, headers: Record<string, string> = {}) => {
+    const client = new StreamClient(new URL(path, at.url), headers);
+    clients.push(client);
+    return client;
+  };
+  after(async () => {
+    for (const client of clients) client.abort();
+    for (const running of nodes) {
+      await running.close();
+      await running.app.hub.close();
+    }
+    await redis.stop();
+  });
+
+  it('delivers an event published on one node to a client of another', async () => {
+    const prefix = freshPrefix();
+    const [a, b] = [await node(prefix), await node(prefix)];
+    const client = stream(b, '/stream?channel=news');
+    await live(client);
+    const id = await publish(a, 'news', 'hello', 'headline');
+    const [event] = await client.waitForEvents(1);
+    assert.deepEqual(event, { type: 'headline', data: 'hello', lastEventId: id });
+    assert.match(id, /^\d{13,15}$/);
+  });
+
+  it('gives a client that moves to another node exactly what it missed, in order', async () => {
+    const prefix = freshPrefix();
+    const [a, b] = [await node(prefix), await node(prefix)];
+    const first = stream(a, '/stream?channel=r1&channel=r2');
+    await live(first);
+    await publish(a, 'r1', 'a');
+    await first.waitForEvents(1);
+    first.abort();
+    const seen = first.events.at(-1)!.lastEventId;
+    await publish(b, 'r2', 'b');
+    await publish(a, 'other', 'not followed');
+    await publish(b, 'r1', 'c');
+    const again = stream(b, '/stream?channel=r1&channel=r2', { 'Last-Event-ID': seen });
+    await again.waitForEvents(2);
+    await publish(a, 'r2', 'd');
+    await again.waitForEvents(3);
+    assert.deepEqual(dataOf(again), ['b', 'c', 'd']);
+    const ids = again.events.map((event) => Number(event.lastEventId));
+    assert.deepEqual(ids, [...ids].sort((x, y) => x - y));
+  });
+
+  it('keeps the reset rules: history exceeded, and ids from before Redis lost its data or from the future', async () => {
+    const prefix = freshPrefix();
+    const a = await node(prefix, { historySize: 5 });
+    const old = await publish(a, 'short', 'old');
+    for (let index = 0; index < 6; index++) await publish(a, 'short', `new ${index}`);
+    const exceeded = stream(a, '/stream?channel=short', { 'Last-Event-ID': old });
+    const [reset] = await exceeded.waitForEvents(1);
+    assert.equal(reset!.type, 'reset');
+    assert.deepEqual(JSON.parse(reset!.data), { reason: 'history-exceeded' });
+    // One step later is still covered: the five newest are kept exactly.
+    const covered = stream(a, '/stream?channel=short', { 'Last-Event-ID': String(Number(reset!.lastEventId) - 5) });
+    assert.deepEqual((await covered.waitForEvents(5)).map((event) => event.data), ['new 1', 'new 2', 'new 3', 'new 4', 'new 5']);
+    for (const id of ['1', String(Number(reset!.lastEventId) + 1000)]) {
+      const client = stream(a, '/stream?channel=short', { 'Last-Event-ID': id });
+      const [unknown] = await client.waitForEvents(1);
+      assert.deepEqual([unknown!.type, JSON.parse(unknown!.data)], ['reset', { reason: 'unknown-id' }]);
+    }
+  });
+
+  it('replays while events keep coming: no gap and no duplicate for clients joining mid-burst', async () => {
+    const prefix = freshPrefix();
+    const [a, b] = [await node(prefix), await node(prefix)];
+    const hubA = a.app.hub;
+    const ids: number[] = [];
+    for (let index = 0; index < 20; index++) ids.push((await hubA.publish({ channel: 'burst', data: String(index) })).id);
+    const total = 300;
+    const joined: Array<{ client: StreamClient; from: number }> = [];
+    for (let index = 20; index < total; index++) {
+      ids.push((await hubA.publish({ channel: 'burst', data: String(index) })).id);
+      if (index % 40 === 0) {
+        const from = index - 10;
+        joined.push({ client: stream(b, '/stream?channel=burst', { 'Last-Event-ID': String(ids[from]) }), from });
+      }
+    }
+    for (const { client, from } of joined) {
+      await until(client, 'change', () => client.events.at(-1)?.data === String(total - 1), 10_000);
+      const expected = Array.from({ length: total - 1 - from }, (_, offset) => String(from + 1 + offset));
+      assert.deepEqual(dataOf(client), expected);
+    }
+  });
+
+  it('catches up from the streams after the subscriber connection drops, without closing streams', async () => {
+    const prefix = freshPrefix();
+    const [a, b] = [await node(prefix), await node(prefix)];
+    const client = stream(a, '/stream?channel=hiccup');
+    await live(client);
+    await publish(b, 'hiccup', 'before');
+    await client.waitForEvents(1);
+    // Cut every pub/sub connection (both nodes'), then publish at once through B's command
+    // connection: some of these land while A is still reconnecting, and only the streams have them.
+    await (b.app.hub as RedisHub).command(['CLIENT', 'KILL', 'TYPE', 'pubsub'], 'cut');
+    for (let index = 0; index < 100; index++) await b.app.hub.publish({ channel: 'hiccup', data: String(index) });
+    await until(client, 'change', () => client.events.at(-1)?.data === '99', 10_000);
+    assert.deepEqual(dataOf(client), ['before', ...Array.from({ length: 100 }, (_, index) => String(index))]);
+    assert.equal(client.ended, false);
+  });
+
+  it('while Redis is down: 503 for writes, degraded health, streams kept open with heartbeats; then resumes with nothing lost', async () => {
+    const server = await RedisServer.start({ persistent: true });
+    try {
+      const prefix = freshPrefix();
+      const a = await node(prefix, { heartbeatMs: 100 }, server);
+      const client = stream(a, '/stream?channel=outage');
+      await live(client);
+      const before = await publish(a, 'outage', 'before');
+      await client.waitForEvents(1);
+
+      await server.stop();
+      await eventually(() => !a.app.hub.available, 10_000, 'the node to notice');
+      const refused = await post(new URL('/publish', a.url), { channel: 'outage', data: 'lost?' });
+      assert.equal(refused.status, 503);
+      assert.equal(refused.headers.get('retry-after'), '2');
+      assert.match((await jsonBody(refused)).error, /Cannot publish: .*Redis.* unreachable/);
+      assert.equal((await post(new URL('/orders', a.url), { item: 'Teapot' })).status, 503);
+      const health = await fetch(new URL('/healthz', a.url));
+      assert.equal(health.status, 200);
+      assert.equal((await jsonBody(health)).status, 'degraded');
+      const heartbeats = client.decoder.comments.length;
+      await until(client, 'change', () => client.decoder.comments.length >= heartbeats + 2, 5000);
+      assert.equal(client.ended, false);
+
+      await server.start();
+      await eventually(() => a.app.hub.available, 15_000, 'the node to reconnect');
+      assert.equal((await jsonBody(await fetch(new URL('/healthz', a.url)))).status, 'ok');
+      await publish(a, 'outage', 'after');
+      await client.waitForEvents(2, 10_000);
+      assert.deepEqual(dataOf(client), ['before', 'after']);
+      // History survived the restart: a client resuming from "before" gets "after", on a new node too.
+      const b = await node(prefix, {}, server);
+      const resumed = stream(b, '/stream?channel=outage', { 'Last-Event-ID': before });
+      assert.deepEqual((await resumed.waitForEvents(1)).map((event) => event.data), ['after']);
+      resumed.abort();
+      client.abort();
+      await b.close();
+      await b.app.hub.close();
+      await a.close();
+      await a.app.hub.close();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('lets only one node hold a demo lease at a time', async () => {
+    const prefix = freshPrefix();
+    const [a, b] = [await node(prefix), await node(prefix)];
+    assert.equal(await a.app.hub.holdLease('ticker', 5000), true);
+    assert.equal(await b.app.hub.holdLease('ticker', 5000), false);
+    assert.equal(await a.app.hub.holdLease('ticker', 5000), true, 'the holder renews');
+  });
+
+  describe('orders shared by every node', () => {
+    const call = (at: Running, method: string, path: string, body?: unknown) =>
+      fetch(new URL(path, at.url), {
+        method,
+        headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    const create = async (at: Running, body: unknown = { item: 'Teapot' }) => {
+      const response = await call(at, 'POST', '/orders', body);
+      assert.equal(response.status, 201);
+      return (await jsonBody(response)) as { order: { id: string }; token: string; watch: string };
+    };
+
+    it('serves and watches on B an order created and moved on A', async () => {
+      const prefix = freshPrefix();
+      const [a, b] = [await node(prefix), await node(prefix)];
+      const { order, token, watch } = await create(a);
+      const fetched = await call(b, 'GET', `/orders/${order.id}?token=${token}`);
+      assert.equal(fetched.status, 200);
+      const client = stream(b, watch);
+      await client.waitForEvents(1);
+      assert.equal((await call(a, 'POST', `/orders/${order.id}/status`, { status: 'paid' })).status, 200);
+      assert.equal((await call(b, 'POST', `/orders/${order.id}/status`, { status: 'delivered' })).status, 409);
+      await call(b, 'POST', `/orders/${order.id}/status`, { status: 'shipped' });
+      await client.waitForEvents(3);
+      assert.deepEqual(statusesOf(client), ['created', 'paid', 'shipped']);
+      // Resuming on A after the first update gets only the second.
+      const resumed = stream(a, watch, { 'Last-Event-ID': client.events[1]!.lastEventId });
+      assert.deepEqual(statusesOf(await resumed.waitForEvents(1).then(() => resumed)), ['shipped']);
+      // An id history cannot cover gets a fresh snapshot, not a reset.
+      const fresh = stream(a, watch, { 'Last-Event-ID': '1' });
+      await fresh.waitForEvents(1);
+      assert.deepEqual(statusesOf(fresh), ['shipped']);
+    });
+
+    it('delivers an update fired during connection setup exactly once', async () => {
+      const prefix = freshPrefix();
+      const [a, b] = [await node(prefix), await node(prefix)];
+      for (let round = 0; round < 20; round++) {
+        const { order, watch } = await create(a);
+        const client = stream(b, watch);
+        await call(a, 'POST', `/orders/${order.id}/status`, { status: 'paid' });
+        await client.waitForEvents(1);
+        if (!statusesOf(client).includes('paid')) await client.waitForEvents(2);
+        await call(a, 'POST', `/orders/${order.id}/status`, { status: 'shipped' });
+        await client.waitForEvents(statusesOf(client).length + 1);
+        const statuses = statusesOf(client);
+        assert.equal(statuses.filter((status) => status === 'paid').length, 1, `round ${round}: ${statuses}`);
+        assert.equal(statuses.at(-1), 'shipped');
+        client.abort();
+      }
+    });
+
+    it('streams every order to a publisher in creation order, and moves demo orders once per step with two couriers', async () => {
+      const prefix = freshPrefix();
+      const [a, b] = [await node(prefix, { courierMs: 10 }), await node(prefix, { courierMs: 10 })];
+      await create(a, { item: 'A' });
+      await create(b, { item: 'B' });
+      const all = stream(a, '/order_monitor');
+      await all.waitForEvents(2);
+      assert.deepEqual(all.events.map((event) => JSON.parse(event.data).item), ['A', 'B']);
+      const { watch } = await create(a, { item: 'Demo', demo: true });
+      const onA = stream(a, watch);
+      const onB = stream(b, watch);
+      const steps = ['created', 'paid', 'shipped', 'in_transit', 'out_for_delivery', 'delivered'];
+      for (const client of [onA, onB]) {
+        await until(client, 'change', () => statusesOf(client).at(-1) === 'delivered', 10_000);
+        // The courier may move the order before a watcher's snapshot is read, so a watcher
+        // starts at some step; from there it sees every step once, none skipped, none twice.
+        const seen = statusesOf(client);
+        assert.deepEqual(seen, steps.slice(steps.indexOf(seen[0]!)));
+      }
+    });
+  });
+
+  describe('real processes', () => {
+    const children: ChildProcess[] = [];
+    after(() => {
+      for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+    });
+    const env = (prefix: string) => ({
+      ...process.env,
+      REDIS_URL: redis.url,
+      REDIS_PREFIX: prefix,
+      HOST: '127.0.0.1',
+      DATA_DIR: mkdtempSync(join(tmpdir(), 'sse-node-')),
+      TICK_MS: '0',
+      MONITOR_INTERVAL_MS: '0',
+      COURIER_MS: '0',
+      MAX_STREAMS_PER_ADDRESS: '100000',
+    });
+    /** Starts `node --import tsx <file>` and resolves with the child, the first URL it prints, and all it printed. */
+    const spawnNode = async (file: string, environment: NodeJS.ProcessEnv, pattern: RegExp, from: 'stdout' | 'stderr' = 'stdout') => {
+      const child = spawn(process.execPath, ['--import', 'tsx', file], { env: environment, stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(child);
+      let output = '';
+      const url = await new Promise<URL>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${file} did not start:\n${output}`)), 20_000);
+        child.once('exit', (code) => reject(new Error(`${file} exited with ${code}:\n${output}`)));
+        child[from]!.on('data', (chunk: Buffer) => {
+          output += chunk;
+          const match = pattern.exec(output);
+          if (match) {
+            clearTimeout(timer);
+            resolve(new URL(match[1]!));
+          }
+        });
+      });
+      return { child, url, output: () => output };
+    };
+    const nodeFile = new URL('./redis-node.ts', import.meta.url).pathname;
+
+    it('loses nothing when a node is killed -9 mid-stream: the client resumes on the other node', async () => {
+      const prefix = freshPrefix();
+      const first = await spawnNode(nodeFile, env(prefix), /^(http:\S+)$/m);
+      const second = await spawnNode(nodeFile, env(prefix), /^(http:\S+)$/m);
+      const client = new StreamClient(new URL('/stream?channel=crash', first.url));
+      clients.push(client);
+      await live(client);
+      const total = 300;
+      let killed = false;
+      for (let index = 0; index < total; index++) {
+        const response = await post(new URL('/publish', second.url), { channel: 'crash', data: String(index) });
+        assert.equal(response.status, 202);
+        if (index === 100) {
+          await until(client, 'change', () => client.events.length >= 50, 10_000);
+          first.child.kill('SIGKILL');
+          killed = true;
+        }
+      }
+      assert.ok(killed);
+      await client.waitForEnd(10_000);
+      const resumed = new StreamClient(new URL('/stream?channel=crash', second.url), { 'Last-Event-ID': client.events.at(-1)!.lastEventId });
+      clients.push(resumed);
+      await until(resumed, 'change', () => resumed.events.at(-1)?.data === String(total - 1), 10_000);
+      const received = [...dataOf(client), ...dataOf(resumed)];
+      assert.deepEqual(received, Array.from({ length: total }, (_, index) => String(index)));
+      second.child.kill('SIGTERM');
+      await once(second.child, 'exit');
+    });
+
+    it('npm run cluster: refuses without REDIS_URL, and serves from several workers on one port with it', async () => {
+      const clusterFile = new URL('../cluster.ts', import.meta.url).pathname;
+      const { REDIS_URL: _, ...noRedis } = env(freshPrefix());
+      const refused = spawn(process.execPath, ['--import', 'tsx', clusterFile], { env: { ...noRedis, WORKERS: '2' }, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      refused.stderr!.on('data', (chunk: Buffer) => (stderr += chunk));
+      const [code] = await once(refused, 'exit');
+      assert.equal(code, 1);
+      assert.match(stderr, /Cannot run a cluster without REDIS_URL/);
+
+      const prefix = freshPrefix();
+      // A real port: with port 0, node:cluster would give each worker a port of its own.
+      const port = String(await freePort());
+      const { child, url, output } = await spawnNode(clusterFile, { ...env(prefix), WORKERS: '2', PORT: port }, /"server\.listening","url":"([^"]+)"/, 'stderr');
+      await eventually(() => (output().match(/"server\.listening","url":"([^"]+)"/g) ?? []).length === 2, 20_000, 'the second worker');
+      assert.equal(new Set(output().match(/"server\.listening","url":"[^"]+"/g)).size, 1, 'both workers on one port');
+      const client = new StreamClient(new URL('/stream?channel=clustered', url));
+      clients.push(client);
+      await live(client);
+      for (let index = 0; index < 5; index++) await publish({ url } as Running, 'clustered', String(index));
+      await client.waitForEvents(5);
+      assert.deepEqual(dataOf(client), ['0', '1', '2', '3', '4']);
+      client.abort();
+      child.kill('SIGTERM');
+      const [exitCode] = await once(child, 'exit');
+      assert.equal(exitCode, 0);
+    });
+  });
+});
