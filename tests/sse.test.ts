@@ -141,7 +141,7 @@ describe('event streams over a real port', async () => {
 
   it('releases every stream and the heartbeat timer after abrupt client aborts', async () => {
     await eventually(() => running.app.streams.size === 0, 5000, 'earlier streams to close');
-    const clients = Array.from({ length: 50 }, () => new StreamClient(new URL('/events?interval=20', running.url)));
+    const clients = Array.from({ length: 50 }, () => new StreamClient(new URL('/events?interval=10000', running.url)));
     await Promise.all(clients.map((client) => client.opened()));
     assert.equal(running.app.streams.size, 50);
     assert.equal(running.app.streams.heartbeatRunning, true);
