@@ -319,7 +319,7 @@ export function createApp(options: AppOptions = {}): App {
       clearTimeout(timer);
       // Whatever is still open after the deadline (a client that never reads) is cut.
       server.closeAllConnections();
-      await hub.close();
+      await backend.stop();
     },
   };
 }

@@ -3,8 +3,11 @@
  * in Redis when REDIS_URL is set, so several processes share them. `server.ts` wires the
  * result; everything else depends only on the `PubSub` and `Orders` interfaces.
  */
+import { readFileSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Config } from './config.ts';
-import { Hub, type PubSub } from './hub.ts';
+import { writeFileAtomically } from './durable-file.ts';
+import { Hub, type PubSub, type SavedHistory } from './hub.ts';
 import type { Logger } from './log.ts';
 import { loadSecret, publishOrder } from './order-monitor.ts';
 import { OrderStore, type Orders } from './orders.ts';
@@ -16,14 +19,39 @@ export interface Backend {
   orders: Orders;
   /** Connects (Redis) and resolves with the secret for order watch tokens. */
   start(): Promise<Buffer>;
+  /** At shutdown: saves the in-process history for the next run, or disconnects from Redis. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The in-process hub's history, kept across a graceful restart. It is read once and deleted at
+ * once: if this run then crashed, a stale copy must not come back next time and hand out ids
+ * this run already used. Without the file, ids start afresh and old ones get `reset`.
+ */
+function takeSavedHistory(file: string): SavedHistory | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  unlinkSync(file);
+  return JSON.parse(text) as SavedHistory;
 }
 
 export function createBackend(config: Config, logger: Logger): Backend {
   if (config.redisUrl === undefined) {
-    const hub = new Hub({ historySize: config.historySize, maxChannels: config.maxChannels });
     const orders = new OrderStore(config.dataDir, { maxOrders: config.maxOrders, onChange: (order) => publishOrder(hub, order) });
+    // After the order store: it creates DATA_DIR.
+    const historyFile = join(config.dataDir, 'history.json');
+    const hub = new Hub({ historySize: config.historySize, maxChannels: config.maxChannels, saved: takeSavedHistory(historyFile) });
     const secret = loadSecret(config.dataDir, config.orderSecret);
-    return { hub, orders, start: async () => secret };
+    return {
+      hub,
+      orders,
+      start: async () => secret,
+      stop: () => writeFileAtomically(historyFile, JSON.stringify(hub.save())),
+    };
   }
   const hub = new RedisHub({
     url: config.redisUrl,
@@ -40,5 +68,6 @@ export function createBackend(config: Config, logger: Logger): Backend {
       await hub.start();
       return orders.secret(config.orderSecret);
     },
+    stop: () => hub.close(),
   };
 }

@@ -193,6 +193,20 @@ export interface HubOptions {
   maxChannels: number;
   /** Where ids start. Defaults to the time in ms, so ids from an earlier run are recognisably older. */
   firstId?: number;
+  /** History an earlier run saved at shutdown (`Hub.save`): ids and replay carry on from it. */
+  saved?: SavedHistory;
+}
+
+/** A hub's ids and history, as saved at a graceful shutdown for the next run. */
+export interface SavedHistory {
+  firstId: number;
+  lastId: number;
+  forgottenUpTo: number;
+  channels: Array<{
+    name: string;
+    evictedUpTo: number;
+    events: Array<{ id: number; event?: string | undefined; data: string; key?: string | undefined }>;
+  }>;
 }
 
 export class Hub implements PubSub {
@@ -218,9 +232,42 @@ export class Hub implements PubSub {
     // Ids start at "now" in ms rather than at 1: after a restart, an id the browser kept from
     // the previous run is below our first id, so we know it is stale and send `reset`,
     // instead of mistaking it for a position in our own, unrelated history.
-    this.#firstId = options.firstId ?? Date.now();
-    this.#lastId = this.#firstId - 1;
+    this.#firstId = options.saved?.firstId ?? options.firstId ?? Date.now();
+    this.#lastId = options.saved?.lastId ?? this.#firstId - 1;
     this.#deliveredUpTo = this.#lastId;
+    if (options.saved) this.#restore(options.saved);
+  }
+
+  /**
+   * The ids and history to hand to the next run. With them, a browser that reconnects to the
+   * restarted server resumes where it was instead of getting `reset`.
+   */
+  save(): SavedHistory {
+    this.flush();
+    return {
+      firstId: this.#firstId,
+      lastId: this.#lastId,
+      forgottenUpTo: this.#forgottenUpTo,
+      channels: [...this.#channels].map(([name, channel]) => ({
+        name,
+        evictedUpTo: channel.history.evictedUpTo,
+        events: channel.history
+          .between(0, this.#lastId)
+          .map(({ id, event, data, key }) => ({ id, event, data, key })),
+      })),
+    };
+  }
+
+  #restore(saved: SavedHistory): void {
+    this.#forgottenUpTo = saved.forgottenUpTo;
+    for (const { name, evictedUpTo, events } of saved.channels) {
+      const history = this.#channel(name).history;
+      history.evictedUpTo = evictedUpTo;
+      for (const { id, event, data, key } of events) {
+        // Frames are rebuilt rather than stored: the file stays readable, and small.
+        history.push({ id, channel: name, event, data, key, frame: Buffer.from(formatEvent({ event, id: String(id), data })) });
+      }
+    }
   }
 
   /** One process is the whole system: the store is always there, and every lease is ours. */

@@ -10,8 +10,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
-import { open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomically } from './durable-file.ts';
 import type { Awaitable } from './hub.ts';
 import { HttpError } from './http.ts';
 
@@ -203,16 +203,6 @@ export class OrderStore implements Orders {
   }
 
   async #save(orders: Map<string, Order>): Promise<void> {
-    const temporary = `${this.#file}.${process.pid}.tmp`;
-    const file = await open(temporary, 'w');
-    try {
-      await file.writeFile(JSON.stringify({ orders: [...orders.values()] }));
-      // Without fsync the rename can reach the disk before the data does, and a power cut
-      // would leave an empty file under the real name.
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-    await rename(temporary, this.#file);
+    await writeFileAtomically(this.#file, JSON.stringify({ orders: [...orders.values()] }));
   }
 }

@@ -29,8 +29,9 @@ async function startProcess(env: Record<string, string>) {
 }
 
 describe('graceful shutdown of the real process', () => {
-  it('on SIGTERM during a publish burst, delivers every event it accepted, then exits 0', async () => {
-    const { child, url } = await startProcess({ DATA_DIR: mkdtempSync(join(tmpdir(), 'sse-shutdown-')), RETRY_MS: '2500' });
+  it('on SIGTERM during a publish burst, delivers every event it accepted, exits 0, and replays them after restart', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'sse-shutdown-'));
+    const { child, url } = await startProcess({ DATA_DIR: dataDir, RETRY_MS: '2500' });
     const client = new StreamClient(new URL('/stream?channel=burst', url));
     await client.opened();
 
@@ -67,5 +68,21 @@ describe('graceful shutdown of the real process', () => {
     assert.deepEqual(missing, [], `${missing.length} of ${accepted.length} accepted events never arrived`);
     // The stream's last words tell the browser when to come back.
     assert.match(client.raw, /retry: 2500\n\n$/);
+
+    // A browser that missed the last events reconnects to the restarted server: it gets exactly
+    // those, not a reset, because history was saved at shutdown.
+    const restarted = await startProcess({ DATA_DIR: dataDir });
+    const sorted = accepted.map(Number).sort((a, b) => a - b);
+    const seen = sorted.at(-51)!;
+    const resumed = new StreamClient(new URL('/stream?channel=burst', restarted.url), { 'Last-Event-ID': String(seen) });
+    const replayed = await resumed.waitForEvents(50);
+    assert.deepEqual(
+      replayed.map((event) => Number(event.lastEventId)),
+      sorted.slice(-50),
+    );
+    assert.ok(replayed.every((event) => event.type === 'message'));
+    resumed.abort();
+    restarted.child.kill('SIGTERM');
+    await once(restarted.child, 'exit', { signal: AbortSignal.timeout(15_000) });
   });
 });
