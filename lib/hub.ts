@@ -18,6 +18,7 @@
  * process and in memory, and `RedisHub` (lib/redis-hub.ts), which shares channels, ids and
  * history between processes through Redis.
  */
+import { ListenerCounts } from './demand.ts';
 import { formatEvent } from './sse.ts';
 
 /** A value, or a promise of one: the in-process hub answers at once, Redis answers later. */
@@ -183,8 +184,6 @@ interface Group {
 interface Channel {
   history: History;
   groups: Set<Group>;
-  /** Connections following this channel now. */
-  listeners: number;
 }
 
 export interface HubOptions {
@@ -223,7 +222,7 @@ export class Hub implements PubSub {
   #forgottenUpTo = 0;
   #pending: HubEvent[] = [];
   #flushScheduled = false;
-  readonly #demandWatchers = new Map<string, Set<(listening: boolean) => void>>();
+  readonly #listeners = new ListenerCounts();
   readonly stats: HubStats = { published: 0, delivered: 0, resets: 0 };
 
   constructor(options: HubOptions) {
@@ -298,7 +297,7 @@ export class Hub implements PubSub {
 
   /** Connections following `channel` now. */
   listenersOf(channel: string): number {
-    return this.#channels.get(channel)?.listeners ?? 0;
+    return this.#listeners.of(channel);
   }
 
   /**
@@ -307,11 +306,7 @@ export class Hub implements PubSub {
    * that stops watching.
    */
   onDemand(channel: string, watcher: (listening: boolean) => void): () => void {
-    let watchers = this.#demandWatchers.get(channel);
-    if (!watchers) this.#demandWatchers.set(channel, (watchers = new Set()));
-    watchers.add(watcher);
-    if (this.listenersOf(channel) > 0) watcher(true);
-    return () => watchers.delete(watcher);
+    return this.#listeners.watch(channel, watcher);
   }
 
   /**
@@ -350,26 +345,16 @@ export class Hub implements PubSub {
     if (catchUp.length > 0) subscriber.write(catchUp);
     const group = this.#join(options);
     group.members.add(subscriber);
-    this.#countListeners(group.channels, +1);
+    this.#listeners.change(group.channels, +1);
     let subscribed = true;
     return () => {
       if (!subscribed) return;
       subscribed = false;
       this.#leave(group, subscriber);
-      this.#countListeners(group.channels, -1);
+      this.#listeners.change(group.channels, -1);
     };
   }
 
-  #countListeners(channels: readonly string[], change: 1 | -1): void {
-    for (const name of channels) {
-      const channel = this.#channels.get(name);
-      if (!channel) continue;
-      channel.listeners += change;
-      const edge = change === 1 ? channel.listeners === 1 : channel.listeners === 0;
-      if (!edge) continue;
-      for (const watcher of this.#demandWatchers.get(name) ?? []) watcher(change === 1);
-    }
-  }
 
   /** The frames a (re)connecting subscriber needs before it goes live. */
   #catchUp({ channels, lastEventId, key, snapshot }: SubscribeOptions): Buffer {
@@ -424,7 +409,7 @@ export class Hub implements PubSub {
       // Move to the back: the front of the Map is the least recently used channel.
       this.#channels.delete(name);
     } else {
-      channel = { history: new History(this.#historySize), groups: new Set(), listeners: 0 };
+      channel = { history: new History(this.#historySize), groups: new Set() };
       if (this.#channels.size >= this.#maxChannels) this.#forgetIdleChannel();
     }
     this.#channels.set(name, channel);

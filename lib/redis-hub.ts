@@ -32,6 +32,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
+import { ListenerCounts } from './demand.ts';
 import type { HubEvent, HubStats, PublishInput, PubSub, SubscribeOptions, Subscriber } from './hub.ts';
 import { HttpError } from './http.ts';
 import { silentLogger, type Logger } from './log.ts';
@@ -233,7 +234,6 @@ interface Group {
 
 interface LocalChannel {
   groups: Set<Group>;
-  listeners: number;
   /** Resolves once the subscriber connection has confirmed SUBSCRIBE for this channel. */
   subscribed: Promise<void> | undefined;
 }
@@ -290,7 +290,7 @@ export class RedisHub implements PubSub {
   readonly #channels = new Map<string, LocalChannel>();
   readonly #groups = new Map<string, Group>();
   readonly #members = new Set<Member>();
-  readonly #demandWatchers = new Map<string, Set<(listening: boolean) => void>>();
+  readonly #listeners = new ListenerCounts();
   #pending: HubEvent[] = [];
   #flushScheduled = false;
   #lastId = 0;
@@ -369,15 +369,11 @@ export class RedisHub implements PubSub {
   }
 
   listenersOf(channel: string): number {
-    return this.#channels.get(channel)?.listeners ?? 0;
+    return this.#listeners.of(channel);
   }
 
   onDemand(channel: string, watcher: (listening: boolean) => void): () => void {
-    let watchers = this.#demandWatchers.get(channel);
-    if (!watchers) this.#demandWatchers.set(channel, (watchers = new Set()));
-    watchers.add(watcher);
-    if (this.listenersOf(channel) > 0) watcher(true);
-    return () => watchers.delete(watcher);
+    return this.#listeners.watch(channel, watcher);
   }
 
   /**
@@ -464,14 +460,14 @@ export class RedisHub implements PubSub {
     };
     group.members.add(member);
     this.#members.add(member);
-    this.#countListeners(group.channels, +1);
+    this.#listeners.change(group.channels, +1);
     void this.#replay(member);
     return () => {
       if (member.closed) return;
       member.closed = true;
       this.#members.delete(member);
       // Counted down before leaving: leaving may forget the channel, and its count with it.
-      this.#countListeners(group.channels, -1);
+      this.#listeners.change(group.channels, -1);
       this.#leave(group, member);
     };
   }
@@ -670,7 +666,7 @@ export class RedisHub implements PubSub {
       this.#groups.set(name, group);
       for (const channelName of channels) {
         let channel = this.#channels.get(channelName);
-        if (!channel) this.#channels.set(channelName, (channel = { groups: new Set(), listeners: 0, subscribed: undefined }));
+        if (!channel) this.#channels.set(channelName, (channel = { groups: new Set(), subscribed: undefined }));
         channel.groups.add(group);
       }
     }
@@ -693,16 +689,6 @@ export class RedisHub implements PubSub {
     }
   }
 
-  #countListeners(channels: readonly string[], change: 1 | -1): void {
-    for (const name of channels) {
-      const channel = this.#channels.get(name);
-      if (!channel) continue;
-      channel.listeners += change;
-      const edge = change === 1 ? channel.listeners === 1 : channel.listeners === 0;
-      if (!edge) continue;
-      for (const watcher of this.#demandWatchers.get(name) ?? []) watcher(change === 1);
-    }
-  }
 
   #noteOutage(connection: 'command' | 'subscriber', error?: unknown): void {
     if (connection === 'subscriber') this.#feedBroken = true;

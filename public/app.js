@@ -1,6 +1,6 @@
 // The page's script: plain JavaScript, no build step, one small function per panel.
-// Server text is always written with textContent, never innerHTML: an event's data is
-// untrusted input, and innerHTML would run any markup (and script) it contains.
+// Server text is always written with textContent, never parsed as HTML: an event's data is
+// untrusted input, and as HTML any markup (and script) in it would run.
 'use strict';
 
 /** Shows an EventSource's connection state in `element` (connecting, open, reconnecting, closed). */

@@ -1,7 +1,7 @@
 // The SSE inspector: reads an event stream with fetch, parses it with the spec's rules, and
 // reconnects the way EventSource does, showing every step. Plain JavaScript, no build step.
 // Server text only ever reaches the page through textContent and createElement: it is
-// untrusted input, and innerHTML would turn any markup in it into live elements.
+// untrusted input, and parsed as HTML any markup in it would turn into live elements.
 'use strict';
 
 // ---------------------------------------------------------------------------------------------
