@@ -235,6 +235,9 @@ export function createApp(options: AppOptions = {}): App {
       requestTimeout: config.requestTimeoutMs,
       // How often Node checks those deadlines (its default, 30 s, would let them slip).
       connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
+      // Events are small writes that must leave at once; Nagle's algorithm would hold them
+      // back waiting for more. (Node's default since v18; stated because SSE depends on it.)
+      noDelay: true,
     },
     (req, res) => {
       logWhenDone(req, res);

@@ -154,8 +154,6 @@ export function openStream(
   const address = registry.admit(req);
   res.writeHead(200, { ...streamHeaders(req), ...options.headers });
   res.flushHeaders();
-  // Small writes must leave at once; Nagle's algorithm would hold them back waiting for more.
-  res.socket?.setNoDelay(true);
   const stream = new SseStream(res, registry, options.maxBacklogBytes, address);
   stream.send({ retry: options.retryMs });
   return stream;
