@@ -5,7 +5,7 @@
  */
 import { EventEmitter, once } from 'node:events';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { DEFAULTS, loadConfig, type Config } from './lib/config.ts';
 import { corsHeaders, PREFLIGHT_HEADERS } from './lib/cors.ts';
@@ -169,18 +169,29 @@ export function createApp(options: AppOptions = {}): App {
   const writesDone = new EventEmitter();
 
   async function dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    // Set first, so every answer below (stream, JSON, error) carries them.
+    const cors = corsHeaders(req.headers.origin, config.allowedOrigins);
+    for (const [name, value] of Object.entries(cors)) res.setHeader(name, value);
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      throw new HttpError(400, 'Request target is not a valid URL');
+    }
     if (req.method === 'POST') {
       if (closing) throw new HttpError(503, 'The server is shutting down; try again shortly', { 'Retry-After': '5' });
       writesInFlight += 1;
-      res.once('close', () => {
+      let counted = true;
+      const done = () => {
+        if (!counted) return;
+        counted = false;
         writesInFlight -= 1;
         if (writesInFlight === 0) writesDone.emit('idle');
-      });
+      };
+      res.once('close', done);
+      // A response queued behind a stream on a pipelined connection never closes by itself.
+      if (res.socket === null) req.socket.once('close', done);
     }
-    // Set now, so every answer below (stream, JSON, error) carries them.
-    const cors = corsHeaders(req.headers.origin, config.allowedOrigins);
-    for (const [name, value] of Object.entries(cors)) res.setHeader(name, value);
     if (req.method === 'OPTIONS') {
       if (!('Access-Control-Allow-Origin' in cors)) throw new HttpError(403, 'This origin is not allowed (ALLOWED_ORIGINS)');
       res.writeHead(204, PREFLIGHT_HEADERS).end();
@@ -266,8 +277,10 @@ export function createApp(options: AppOptions = {}): App {
 
   // Requests too broken to reach a handler (malformed, headers too large, too slow) still get
   // a JSON answer instead of a bare status line, then the connection closes.
-  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
-    if (!socket.writable || (error.code === 'ECONNRESET')) {
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+    // Bytes already written mean a response (perhaps a stream) is under way on this
+    // connection: an error answer now would land in the middle of its body. Just hang up.
+    if (!socket.writable || error.code === 'ECONNRESET' || socket.bytesWritten > 0) {
       socket.destroy();
       return;
     }

@@ -410,6 +410,9 @@ export class Hub implements PubSub {
       this.#channels.delete(name);
     } else {
       channel = { history: new History(this.#historySize), groups: new Set() };
+      // This may be a forgotten channel coming back: its old events are gone, so a replay
+      // from before the newest forgotten id must get reset, not a silent gap.
+      channel.history.evictedUpTo = this.#forgottenUpTo;
       if (this.#channels.size >= this.#maxChannels) this.#forgetIdleChannel();
     }
     this.#channels.set(name, channel);

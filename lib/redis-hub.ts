@@ -135,6 +135,12 @@ local function publish(channel, body)
   ensure_counter()
   local id = string.format('%d', redis.call('INCR', prefix .. 'id'))
   local stream = prefix .. 'stream:' .. channel
+  if redis.call('EXISTS', stream) == 0 then
+    -- A new stream may be a forgotten channel coming back: its old history is gone, so
+    -- replays from before the newest forgotten id must get reset, not a silent gap.
+    local forgotten = redis.call('GET', prefix .. 'forgotten')
+    if forgotten then redis.call('HSET', prefix .. 'trimmed', channel, forgotten) end
+  end
   redis.call('XADD', stream, id .. '-0', 'm', body)
   local length = redis.call('XLEN', stream)
   if length > keep + slack then

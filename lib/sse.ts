@@ -199,6 +199,14 @@ export class SseStream {
     // shared listener (not a closure per stream) keeps each stream a little smaller.
     streamOf.set(res, this);
     res.on('close', onResponseClose);
+    // Except for a response queued behind an earlier one on a pipelined connection: it has no
+    // socket yet, and if the connection dies first it never gets a 'close' of its own.
+    if (res.socket === null) {
+      const connection = res.req.socket;
+      const onConnectionClose = () => this.cleanup();
+      connection.once('close', onConnectionClose);
+      this.onClose(() => connection.off('close', onConnectionClose));
+    }
   }
 
   /** True once the connection has closed; writes after that are ignored. */
@@ -262,7 +270,9 @@ export class SseStream {
   destroy(reason: CloseReason): void {
     if (this.#closed) return;
     this.#closeReason = reason;
-    this.#res.destroy();
+    // The connection, not just the response: a response still queued behind another would
+    // only be destroyed once its turn came, which for a stream behind a stream is never.
+    this.#res.req.socket.destroy();
   }
 
   /** Runs once per connection, however it ended; safe to call again. */
@@ -294,7 +304,7 @@ let lastChunk: Buffer = CRLF;
  */
 function writeBody(res: ServerResponse, frames: string | Buffer): void {
   const socket = res.socket;
-  if (!res.chunkedEncoding || socket === null || res.writableLength !== socket.writableLength) {
+  if (!res.chunkedEncoding || socket === null || !socket.writable || res.writableLength !== socket.writableLength) {
     res.write(frames);
     return;
   }

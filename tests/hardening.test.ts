@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { eventually, jsonBody, startApp, StreamClient } from './harness.ts';
@@ -61,6 +62,7 @@ describe('bad input gets a 4xx JSON error, and breaks nothing', async () => {
       ['unknown method', request('BREW', '/', {})],
       ['method not allowed', request('DELETE', '/stream', {})],
       ['garbage instead of HTTP', 'this is not http\r\n\r\n'],
+      ['a request target that is not a URL', request('GET', 'http://[bad/', {})],
     ];
     for (const [name, bytes] of battery) {
       const answer = await rawExchange(port, bytes);
@@ -233,6 +235,37 @@ describe('behind a reverse proxy', () => {
       body: JSON.stringify({ channel: 'c', data: 'x' }),
     });
     assert.equal(publish.status, 403);
+    await running.close();
+  });
+});
+
+describe('pipelined and broken connections', () => {
+  it('releases streams queued behind another stream on one connection when it drops', async () => {
+    const running = await startApp({ heartbeatMs: 50 });
+    const socket = connect(Number(running.url.port), '127.0.0.1');
+    // Three streams pipelined on one connection: the second and third wait, forever, for the first.
+    socket.write('GET /stream?channel=p HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(3));
+    await eventually(() => running.app.streams.size === 3, 5000, 'all three streams');
+    socket.destroy();
+    await eventually(() => running.app.streams.size === 0 && running.app.hub.subscriberCount === 0, 5000, 'every stream to be released');
+    assert.equal(running.app.streams.heartbeatRunning, false);
+    await running.close();
+  });
+
+  it('hangs up, rather than writing an error into a stream, when garbage follows a stream request', async () => {
+    const running = await startApp();
+    const socket = connect(Number(running.url.port), '127.0.0.1');
+    socket.write('GET /stream HTTP/1.1\r\nHost: x\r\n\r\n');
+    let text = '';
+    socket.on('data', (chunk) => {
+      text += String(chunk);
+      // Once the stream has begun, send something that is not HTTP on the same connection.
+      if (text.includes('retry:') && !socket.destroyed) socket.write('this is not http\r\n\r\n');
+    });
+    await once(socket, 'close', { signal: AbortSignal.timeout(5000) });
+    assert.match(text, /^HTTP\/1.1 200 OK/);
+    assert.doesNotMatch(text.slice(1), /HTTP\/1.1 400/);
+    await eventually(() => running.app.streams.size === 0, 5000, 'the stream to be released');
     await running.close();
   });
 });

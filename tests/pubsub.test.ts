@@ -128,6 +128,21 @@ describe('the hub: /stream, /publish, /messages', async () => {
     }
   });
 
+  it('sends reset, not a gap, when a forgotten channel comes back', async () => {
+    const own = await startApp({ maxChannels: 2 });
+    const send = (channel: string, data: string) => own.app.hub.publish({ channel, data });
+    const first = await send('x', 'x1');
+    await send('x', 'x2');
+    await send('a', 'a');
+    await send('b', 'b'); // three channels: x, the least recently used, is forgotten
+    await send('x', 'x5'); // and comes back with a history that starts here
+    const client = new StreamClient(new URL('/stream?channel=x', own.url), { 'Last-Event-ID': String(first.id) });
+    const [reset] = await client.waitForEvents(1);
+    assert.equal(reset!.type, 'reset');
+    client.abort();
+    await own.close();
+  });
+
   it('refuses bad subscriptions with a JSON 400', async () => {
     const bad = [
       '/stream?channel=a%20b',

@@ -71,6 +71,18 @@ describe('scaling out through Redis', { skip }, async () => {
     assert.match(id, /^\d{13,15}$/);
   });
 
+  it('sends reset, not a gap, when a forgotten channel comes back', async () => {
+    const a = await node(freshPrefix(), { maxChannels: 2 });
+    const first = await publish(a, 'x', 'x1');
+    await publish(a, 'x', 'x2');
+    await publish(a, 'a', 'a');
+    await publish(a, 'b', 'b'); // x, the least recently published, is forgotten
+    await publish(a, 'x', 'x5'); // and comes back with a stream that starts here
+    const client = stream(a, '/stream?channel=x', { 'Last-Event-ID': first });
+    const [reset] = await client.waitForEvents(1);
+    assert.equal(reset!.type, 'reset');
+  });
+
   it('gives a client that moves to another node exactly what it missed, in order', async () => {
     const prefix = freshPrefix();
     const [a, b] = [await node(prefix), await node(prefix)];
