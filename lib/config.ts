@@ -105,27 +105,19 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
   return value;
 }
 
-/** Reads an http(s) URL from the environment, or undefined when the variable is unset. */
-function httpUrl(env: NodeJS.ProcessEnv, name: string): URL | undefined {
+/**
+ * Reads a URL with one of `protocols` from the environment, or undefined when unset. A bad
+ * value is named in the error unless it may hold a password (a Redis URL often does).
+ */
+function urlFrom(env: NodeJS.ProcessEnv, name: string, protocols: readonly string[], secret = false): URL | undefined {
   const text = env[name];
   if (text === undefined || text === '') return undefined;
   const url = URL.canParse(text) ? new URL(text) : undefined;
-  if (url?.protocol !== 'http:' && url?.protocol !== 'https:') {
-    throw new Error(`Invalid configuration: ${name} must be an http or https URL, not ${JSON.stringify(text)}`);
+  if (url === undefined || !protocols.includes(url.protocol)) {
+    const allowed = protocols.map((protocol) => `${protocol}//`).join(' or ');
+    throw new Error(`Invalid configuration: ${name} must be a ${allowed} URL${secret ? '' : `, not ${JSON.stringify(text)}`}`);
   }
   return url;
-}
-
-/** Reads a redis:// or rediss:// URL from the environment, or undefined when the variable is unset. */
-function redisUrl(env: NodeJS.ProcessEnv, name: string): string | undefined {
-  const text = env[name];
-  if (text === undefined || text === '') return undefined;
-  const url = URL.canParse(text) ? new URL(text) : undefined;
-  if (url?.protocol !== 'redis:' && url?.protocol !== 'rediss:') {
-    // Not echoed: a Redis URL may carry a password.
-    throw new Error(`Invalid configuration: ${name} must be a redis:// or rediss:// URL`);
-  }
-  return text;
 }
 
 /** Builds the configuration from environment variables (see README for the list). */
@@ -142,7 +134,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     publishKey: env['PUBLISH_KEY'] || undefined,
     tickMs: integer(env, 'TICK_MS', DEFAULTS.tickMs, 0, 3_600_000),
     monitorIntervalMs: integer(env, 'MONITOR_INTERVAL_MS', DEFAULTS.monitorIntervalMs, 0, 3_600_000),
-    monitorUrl: httpUrl(env, 'MONITOR_URL'),
+    monitorUrl: urlFrom(env, 'MONITOR_URL', ['http:', 'https:']),
     monitorTimeoutMs: integer(env, 'MONITOR_TIMEOUT_MS', DEFAULTS.monitorTimeoutMs, 1, 600_000),
     dataDir: env['DATA_DIR'] || DEFAULTS.dataDir,
     orderSecret: env['ORDER_SECRET'] || undefined,
@@ -157,7 +149,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     requestTimeoutMs: integer(env, 'REQUEST_TIMEOUT_MS', DEFAULTS.requestTimeoutMs, 100, 3_600_000),
     trustProxy: env['TRUST_PROXY'] === '1' || env['TRUST_PROXY'] === 'true',
     allowedOrigins: (env['ALLOWED_ORIGINS'] ?? '').split(',').map((origin) => origin.trim()).filter(Boolean),
-    redisUrl: redisUrl(env, 'REDIS_URL'),
+    redisUrl: urlFrom(env, 'REDIS_URL', ['redis:', 'rediss:'], true)?.href,
     redisPrefix: env['REDIS_PREFIX'] || DEFAULTS.redisPrefix,
     workers: integer(env, 'WORKERS', DEFAULTS.workers, 0, 1024),
   };
