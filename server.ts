@@ -7,15 +7,15 @@ import { EventEmitter, once } from 'node:events';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { pathToFileURL } from 'node:url';
-import { DEFAULTS, loadConfig, type Config } from './lib/config.ts';
-import { corsHeaders, PREFLIGHT_HEADERS } from './lib/cors.ts';
-import { startCourier } from './lib/courier.ts';
-import { HttpError, sendJson } from './lib/http.ts';
-import { createBackend } from './lib/backend.ts';
-import type { PubSub } from './lib/hub.ts';
-import { stderrLogger, type Logger } from './lib/log.ts';
-import { handleMetrics } from './lib/metrics.ts';
-import { handleFlaky, handleRequestStatus, StatusMonitor } from './lib/monitor.ts';
+import { DEFAULTS, loadConfig, type Config } from './lib/http/config.ts';
+import { corsHeaders, PREFLIGHT_HEADERS } from './lib/http/cors.ts';
+import { startCourier } from './lib/demos/orders/courier.ts';
+import { HttpError, sendJson } from './lib/http/json.ts';
+import { createBackend } from './lib/scale/backend.ts';
+import type { PubSub } from './lib/hub/memory-hub.ts';
+import { stderrLogger, type Logger } from './lib/http/log.ts';
+import { handleMetrics } from './lib/http/metrics.ts';
+import { handleFlaky, handleRequestStatus, StatusMonitor } from './lib/demos/monitor.ts';
 import {
   handleCreateOrder,
   handleGetOrder,
@@ -23,14 +23,14 @@ import {
   handleOrderMonitor,
   handleSetStatus,
   type OrderContext,
-} from './lib/order-monitor.ts';
-import type { Orders } from './lib/orders.ts';
-import { handleParagraph } from './lib/paragraph.ts';
-import { handleMessages, handlePublish, handleStream, type PubSubContext } from './lib/pubsub.ts';
-import { RateLimiter } from './lib/rate-limit.ts';
-import { SseFormatError, StreamRegistry, type StreamOptions } from './lib/sse.ts';
-import { serveStatic } from './lib/static.ts';
-import { startTicker } from './lib/ticker.ts';
+} from './lib/demos/orders/routes.ts';
+import type { Orders } from './lib/demos/orders/store.ts';
+import { handleParagraph } from './lib/demos/paragraph.ts';
+import { handleMessages, handlePublish, handleStream, type PubSubContext } from './lib/hub/routes.ts';
+import { RateLimiter } from './lib/http/rate-limit.ts';
+import { SseFormatError, StreamRegistry, type StreamOptions } from './lib/sse/stream.ts';
+import { serveStatic } from './lib/http/static.ts';
+import { startTicker } from './lib/demos/ticker.ts';
 
 /** `params` holds the `:name` segments of the route's path, decoded. */
 type Handler = (req: IncomingMessage, res: ServerResponse, url: URL, params: Record<string, string>) => void | Promise<void>;

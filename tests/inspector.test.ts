@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { SENTENCES } from '../lib/paragraph.ts';
+import { SENTENCES } from '../lib/demos/paragraph.ts';
 import { launchBrowser, skipBrowser } from './browser.ts';
 import { eventually, jsonBody, startApp, type Running } from './harness.ts';
 

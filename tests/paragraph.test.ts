@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { SENTENCES } from '../lib/paragraph.ts';
+import { SENTENCES } from '../lib/demos/paragraph.ts';
 import { jsonBody, startApp, StreamClient } from './harness.ts';
 
 describe('GET /events, the paragraph demo', async () => {

@@ -3,8 +3,8 @@
  * `npm start`, on a free port, printing its URL on stdout once it listens.
  */
 import { createApp } from '../server.ts';
-import { loadConfig } from '../lib/config.ts';
-import { silentLogger } from '../lib/log.ts';
+import { loadConfig } from '../lib/http/config.ts';
+import { silentLogger } from '../lib/http/log.ts';
 
 const app = createApp({ ...loadConfig(process.env), port: 0, logger: silentLogger });
 const url = await app.listen();

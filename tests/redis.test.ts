@@ -6,7 +6,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import type { RedisHub } from '../lib/redis-hub.ts';
+import type { RedisHub } from '../lib/scale/redis-hub.ts';
 import type { AppOptions } from '../server.ts';
 import { eventually, jsonBody, startApp, StreamClient, until, type Running } from './harness.ts';
 import { freePort, redisMissing, RedisServer } from './redis-server.ts';
@@ -356,7 +356,7 @@ describe('scaling out through Redis', { skip }, async () => {
     });
 
     it('npm run cluster: refuses without REDIS_URL, and serves from several workers on one port with it', async () => {
-      const clusterFile = new URL('../cluster.ts', import.meta.url).pathname;
+      const clusterFile = new URL('../lib/scale/cluster.ts', import.meta.url).pathname;
       const { REDIS_URL: _, ...noRedis } = env(freshPrefix());
       const refused = spawn(process.execPath, ['--import', 'tsx', clusterFile], { env: { ...noRedis, WORKERS: '2' }, stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { formatEvent, openStream, SseFormatError, StreamRegistry, type SseStream } from '../lib/sse.ts';
+import { formatEvent, openStream, SseFormatError, StreamRegistry, type SseStream } from '../lib/sse/stream.ts';
 import { eventually, startApp, StreamClient, until } from './harness.ts';
 import { SseDecoder } from './sse-decoder.ts';
 

@@ -2,7 +2,7 @@
  * This project's server, built with `createApp` exactly as `npm start` builds it. The runner
  * passes the settings in the environment, read by the same `loadConfig` as production.
  */
-import { loadConfig } from '../../lib/config.ts';
+import { loadConfig } from '../../lib/http/config.ts';
 import { createApp } from '../../server.ts';
 import { reportListening } from './control.ts';
 

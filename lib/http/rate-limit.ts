@@ -6,7 +6,7 @@
  * must not grow it without end, so past `maxAddresses` the stalest bucket is forgotten, which
  * at worst hands that address a fresh allowance.
  */
-import { HttpError } from './http.ts';
+import { HttpError } from './json.ts';
 
 interface Bucket {
   tokens: number;

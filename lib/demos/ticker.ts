@@ -4,8 +4,8 @@
  * browser's `onmessage` (type "message"), the simplest possible client.
  */
 import { runWhileListening } from './demo-timer.ts';
-import type { PubSub } from './hub.ts';
-import { DEFAULT_CHANNEL } from './pubsub.ts';
+import type { PubSub } from '../hub/memory-hub.ts';
+import { DEFAULT_CHANNEL } from '../hub/routes.ts';
 
 export function startTicker(hub: PubSub, tickMs: number): () => void {
   return runWhileListening(hub, { name: 'ticker', channel: DEFAULT_CHANNEL, intervalMs: tickMs }, () => {

@@ -15,9 +15,9 @@
  * `<prefix>orders:finished` (delivered or cancelled ones, the first to make room).
  */
 import { randomBytes } from 'node:crypto';
-import { HttpError } from './http.ts';
-import { ORDERS_CHANNEL } from './order-monitor.ts';
-import { isFinished, newOrder, withStatus, type Order, type Orders, type OrdersSnapshot, type OrderStatus } from './orders.ts';
+import { HttpError } from '../http/json.ts';
+import { ORDERS_CHANNEL } from '../demos/orders/routes.ts';
+import { isFinished, newOrder, withStatus, type Order, type Orders, type OrdersSnapshot, type OrderStatus } from '../demos/orders/store.ts';
 import { eventBody, LUA_LIBRARY, LuaScript, type RedisHub } from './redis-hub.ts';
 
 const KEYS = `

@@ -4,10 +4,10 @@
  * the logistics API. With several processes, only the one holding the courier's lease moves
  * orders (see lib/demo-timer.ts), so no order is moved twice in one tick.
  */
-import { runWhileListening } from './demo-timer.ts';
-import type { PubSub } from './hub.ts';
-import { ORDERS_CHANNEL } from './order-monitor.ts';
-import { nextShippingStep, type Orders } from './orders.ts';
+import { runWhileListening } from '../demo-timer.ts';
+import type { PubSub } from '../../hub/memory-hub.ts';
+import { ORDERS_CHANNEL } from './routes.ts';
+import { nextShippingStep, type Orders } from './store.ts';
 
 export function startCourier(hub: PubSub, orders: Orders, courierMs: number): () => void {
   let busy = false;

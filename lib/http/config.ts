@@ -65,7 +65,7 @@ export interface Config {
 export const DEFAULTS: Config = {
   port: 8080,
   host: '127.0.0.1',
-  publicDir: new URL('../public/', import.meta.url).pathname,
+  publicDir: new URL('../../public/', import.meta.url).pathname,
   heartbeatMs: 15_000,
   retryMs: 3_000,
   maxBacklogBytes: 1024 * 1024,

@@ -8,8 +8,8 @@
  * reconnecting for good.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { HttpError } from './http.ts';
-import { lastEventId, openStream, type StreamOptions, type StreamRegistry } from './sse.ts';
+import { HttpError } from '../http/json.ts';
+import { lastEventId, openStream, type StreamOptions, type StreamRegistry } from '../sse/stream.ts';
 
 export const SENTENCES = [
   'Server-Sent Events let a server push text to the browser over one long HTTP response.',

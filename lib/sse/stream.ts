@@ -9,7 +9,7 @@
  * Spec: https://html.spec.whatwg.org/multipage/server-sent-events.html
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { HttpError } from './http.ts';
+import { HttpError } from '../http/json.ts';
 
 // ---------------------------------------------------------------------------------------------
 // 1. Framing

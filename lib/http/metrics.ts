@@ -4,8 +4,8 @@
  * https://prometheus.io/docs/instrumenting/exposition_formats/
  */
 import type { ServerResponse } from 'node:http';
-import type { PubSub } from './hub.ts';
-import type { StreamRegistry } from './sse.ts';
+import type { PubSub } from '../hub/memory-hub.ts';
+import type { StreamRegistry } from '../sse/stream.ts';
 
 export function renderMetrics(streams: StreamRegistry, hub: PubSub): string {
   const lines: string[] = [];

@@ -11,9 +11,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomically } from './durable-file.ts';
-import type { Awaitable } from './hub.ts';
-import { HttpError } from './http.ts';
+import { writeFileAtomically } from '../../hub/durable-file.ts';
+import type { Awaitable } from '../../hub/memory-hub.ts';
+import { HttpError } from '../../http/json.ts';
 
 /** The happy path, in order; `cancelled` branches off before shipping. */
 export const SHIPPING_STEPS = ['created', 'paid', 'shipped', 'in_transit', 'out_for_delivery', 'delivered'] as const;

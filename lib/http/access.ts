@@ -7,7 +7,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
-import { HttpError } from './http.ts';
+import { HttpError } from './json.ts';
 
 /** True for 127.0.0.0/8, ::1, and IPv4 loopback written as an IPv6-mapped address. */
 export function isLoopback(address: string | undefined): boolean {

@@ -13,8 +13,8 @@
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from './lib/config.ts';
-import { stderrLogger } from './lib/log.ts';
+import { loadConfig } from '../http/config.ts';
+import { stderrLogger } from '../http/log.ts';
 
 /** Replacing a worker that keeps dying at once would spin; past this many quick deaths, give up. */
 const MAX_QUICK_RESTARTS = 5;
@@ -27,7 +27,7 @@ function main(): void {
   }
   const workers = config.workers || availableParallelism();
   // Workers run server.ts itself, with the same loader flags (tsx) this process started with.
-  cluster.setupPrimary({ exec: fileURLToPath(new URL('./server.ts', import.meta.url)) });
+  cluster.setupPrimary({ exec: fileURLToPath(new URL('../../server.ts', import.meta.url)) });
   let stopping = false;
   let quickDeaths = 0;
   const fork = () => {

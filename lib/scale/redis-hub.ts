@@ -32,11 +32,11 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import { ListenerCounts } from './demand.ts';
-import type { HubEvent, HubStats, PublishInput, PubSub, SubscribeOptions, Subscriber } from './hub.ts';
-import { HttpError } from './http.ts';
-import { silentLogger, type Logger } from './log.ts';
-import { formatEvent } from './sse.ts';
+import { ListenerCounts } from '../hub/listener-counts.ts';
+import type { HubEvent, HubStats, PublishInput, PubSub, SubscribeOptions, Subscriber } from '../hub/memory-hub.ts';
+import { HttpError } from '../http/json.ts';
+import { silentLogger, type Logger } from '../http/log.ts';
+import { formatEvent } from '../sse/stream.ts';
 
 type MessageListener = (message: string, channel: string) => void;
 

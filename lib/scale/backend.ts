@@ -5,12 +5,12 @@
  */
 import { readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Config } from './config.ts';
-import { writeFileAtomically } from './durable-file.ts';
-import { Hub, type PubSub, type SavedHistory } from './hub.ts';
-import type { Logger } from './log.ts';
-import { loadSecret, publishOrder } from './order-monitor.ts';
-import { OrderStore, type Orders } from './orders.ts';
+import type { Config } from '../http/config.ts';
+import { writeFileAtomically } from '../hub/durable-file.ts';
+import { Hub, type PubSub, type SavedHistory } from '../hub/memory-hub.ts';
+import type { Logger } from '../http/log.ts';
+import { loadSecret, publishOrder } from '../demos/orders/routes.ts';
+import { OrderStore, type Orders } from '../demos/orders/store.ts';
 import { RedisHub } from './redis-hub.ts';
 import { RedisOrderStore } from './redis-orders.ts';
 

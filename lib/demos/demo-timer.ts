@@ -13,7 +13,7 @@
  * runs out and another process with listeners takes over at its next tick. In one process the
  * lease is always ours and the task runs at once.
  */
-import type { PubSub } from './hub.ts';
+import type { PubSub } from '../hub/memory-hub.ts';
 
 export interface DemoJob {
   /** The lease's name, unique per job: two jobs on one channel (ticker, monitor) are separate. */

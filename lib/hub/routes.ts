@@ -7,10 +7,10 @@
  * gets a 4xx and changes nothing.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { requirePublisher } from './access.ts';
-import { HttpError, readFields, sendJson } from './http.ts';
-import type { PubSub } from './hub.ts';
-import { lastEventId, openStream, type StreamOptions, type StreamRegistry } from './sse.ts';
+import { requirePublisher } from '../http/access.ts';
+import { HttpError, readFields, sendJson } from '../http/json.ts';
+import type { PubSub } from './memory-hub.ts';
+import { lastEventId, openStream, type StreamOptions, type StreamRegistry } from '../sse/stream.ts';
 
 /** Flask-SSE's default channel. */
 export const DEFAULT_CHANNEL = 'sse';

@@ -13,12 +13,12 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import { requirePublisher } from './access.ts';
-import { HttpError, readFields, sendJson } from './http.ts';
-import type { PubSub, Snapshot } from './hub.ts';
-import { isOrderStatus, ORDER_STATUSES, type Order, type Orders, type OrdersSnapshot } from './orders.ts';
-import { MAX_BODY_BYTES, parseLastEventId } from './pubsub.ts';
-import { formatEvent, openStream, type StreamOptions, type StreamRegistry } from './sse.ts';
+import { requirePublisher } from '../../http/access.ts';
+import { HttpError, readFields, sendJson } from '../../http/json.ts';
+import type { PubSub, Snapshot } from '../../hub/memory-hub.ts';
+import { isOrderStatus, ORDER_STATUSES, type Order, type Orders, type OrdersSnapshot } from './store.ts';
+import { MAX_BODY_BYTES, parseLastEventId } from '../../hub/routes.ts';
+import { formatEvent, openStream, type StreamOptions, type StreamRegistry } from '../../sse/stream.ts';
 
 /**
  * The hub channel for order updates. The colon makes it internal: public channel names cannot

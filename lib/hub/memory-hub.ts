@@ -18,8 +18,8 @@
  * process and in memory, and `RedisHub` (lib/redis-hub.ts), which shares channels, ids and
  * history between processes through Redis.
  */
-import { ListenerCounts } from './demand.ts';
-import { formatEvent } from './sse.ts';
+import { ListenerCounts } from './listener-counts.ts';
+import { formatEvent } from '../sse/stream.ts';
 
 /** A value, or a promise of one: the in-process hub answers at once, Redis answers later. */
 export type Awaitable<T> = T | Promise<T>;

@@ -8,9 +8,9 @@
  */
 import type { ServerResponse } from 'node:http';
 import { runWhileListening } from './demo-timer.ts';
-import { sendJson } from './http.ts';
-import type { PubSub } from './hub.ts';
-import { DEFAULT_CHANNEL } from './pubsub.ts';
+import { sendJson } from '../http/json.ts';
+import type { PubSub } from '../hub/memory-hub.ts';
+import { DEFAULT_CHANNEL } from '../hub/routes.ts';
 
 /** One probe's outcome. `status` 0 means no HTTP answer at all; `error` then says why. */
 export interface ProbeResult {
