@@ -28,7 +28,9 @@ import type { Orders } from './lib/demos/orders/store.ts';
 import { handleParagraph } from './lib/demos/paragraph.ts';
 import { handleMessages, handlePublish, handleStream, type PubSubContext } from './lib/hub/routes.ts';
 import { RateLimiter } from './lib/http/rate-limit.ts';
-import { SseFormatError, StreamRegistry, type StreamOptions } from './lib/sse/stream.ts';
+import { limitedStreams } from './lib/http/stream-limits.ts';
+import { SseFormatError } from './lib/sse/format.ts';
+import { StreamRegistry } from './lib/sse/registry.ts';
 import { serveStatic } from './lib/http/static.ts';
 import { startTicker } from './lib/demos/ticker.ts';
 
@@ -103,8 +105,11 @@ export function createApp(options: AppOptions = {}): App {
   const { logger = stderrLogger, ...overrides } = options;
   const config: Config = { ...DEFAULTS, ...overrides };
   const clientAddress = options.clientAddress ?? (config.trustProxy ? forwardedAddress : socketAddress);
-  const streams = new StreamRegistry({
-    heartbeatMs: config.heartbeatMs,
+  const streams = new StreamRegistry({ heartbeatMs: config.heartbeatMs });
+  const openStream = limitedStreams({
+    registry: streams,
+    retryMs: config.retryMs,
+    maxBacklogBytes: config.maxBacklogBytes,
     maxStreams: config.maxStreams,
     maxStreamsPerAddress: config.maxStreamsPerAddress,
     clientAddress,
@@ -118,14 +123,12 @@ export function createApp(options: AppOptions = {}): App {
       limiter.take(clientAddress(req) ?? 'unknown', action);
       return handle(req, res, url, params);
     };
-  const streamOptions: StreamOptions = { retryMs: config.retryMs, maxBacklogBytes: config.maxBacklogBytes };
   // In this process, or in Redis when REDIS_URL is set (lib/backend.ts).
   const backend = createBackend(config, logger);
   const { hub, orders } = backend;
   const pubsub: PubSubContext = {
     hub,
-    streams,
-    streamOptions,
+    openStream,
     publishKey: config.publishKey,
     clientAddress,
     maxBodyBytes: config.maxBodyBytes,
@@ -145,7 +148,7 @@ export function createApp(options: AppOptions = {}): App {
     // 200 even when degraded (Redis away): every process shares that one Redis, so a 503 would
     // take them all out of a load balancer at once, and open streams do fine meanwhile.
     { method: 'GET', path: '/healthz', handle: (_req, res) => sendJson(res, 200, { status: hub.available ? 'ok' : 'degraded', streams: streams.size }) },
-    { method: 'GET', path: '/events', handle: (req, res, url) => handleParagraph(streams, streamOptions, req, res, url) },
+    { method: 'GET', path: '/events', handle: (req, res, url) => handleParagraph(openStream, req, res, url) },
     { method: 'GET', path: '/stream', handle: (req, res, url) => handleStream(pubsub, req, res, url) },
     { method: 'POST', path: '/publish', handle: (req, res) => handlePublish(pubsub, req, res) },
     { method: 'POST', path: '/messages', handle: rateLimited(messageLimit, 'send messages', (req, res) => handleMessages(pubsub, req, res)) },

@@ -3,7 +3,9 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { formatEvent, openStream, SseFormatError, StreamRegistry, type SseStream } from '../lib/sse/stream.ts';
+import { formatEvent, SseFormatError } from '../lib/sse/format.ts';
+import { StreamRegistry } from '../lib/sse/registry.ts';
+import { openStream, type SseStream } from '../lib/sse/stream.ts';
 import { eventually, startApp, StreamClient, until } from './harness.ts';
 import { SseDecoder } from './sse-decoder.ts';
 

@@ -9,7 +9,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HttpError } from '../http/json.ts';
-import { lastEventId, openStream, type StreamOptions, type StreamRegistry } from '../sse/stream.ts';
+import type { OpenStream } from '../http/stream-limits.ts';
+import { lastEventId } from '../sse/stream.ts';
 
 export const SENTENCES = [
   'Server-Sent Events let a server push text to the browser over one long HTTP response.',
@@ -29,8 +30,7 @@ function integerIn(name: string, text: string, min: number, max: number): number
 }
 
 export function handleParagraph(
-  registry: StreamRegistry,
-  options: StreamOptions,
+  openStream: OpenStream,
   req: IncomingMessage,
   res: ServerResponse,
   url: URL,
@@ -46,7 +46,7 @@ export function handleParagraph(
     return;
   }
 
-  const stream = openStream(registry, req, res, options);
+  const stream = openStream(req, res);
   let next = lastId;
   const timer = setInterval(() => {
     stream.send({ id: String(next + 1), data: SENTENCES[next]! });

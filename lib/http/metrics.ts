@@ -5,7 +5,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { PubSub } from '../hub/memory-hub.ts';
-import type { StreamRegistry } from '../sse/stream.ts';
+import type { StreamRegistry } from '../sse/registry.ts';
 
 export function renderMetrics(streams: StreamRegistry, hub: PubSub): string {
   const lines: string[] = [];

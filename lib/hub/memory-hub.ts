@@ -19,7 +19,7 @@
  * history between processes through Redis.
  */
 import { ListenerCounts } from './listener-counts.ts';
-import { formatEvent } from '../sse/stream.ts';
+import { formatEvent } from '../sse/format.ts';
 
 /** A value, or a promise of one: the in-process hub answers at once, Redis answers later. */
 export type Awaitable<T> = T | Promise<T>;

@@ -10,7 +10,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { requirePublisher } from '../http/access.ts';
 import { HttpError, readFields, sendJson } from '../http/json.ts';
 import type { PubSub } from './memory-hub.ts';
-import { lastEventId, openStream, type StreamOptions, type StreamRegistry } from '../sse/stream.ts';
+import type { OpenStream } from '../http/stream-limits.ts';
+import { lastEventId } from '../sse/stream.ts';
 
 /** Flask-SSE's default channel. */
 export const DEFAULT_CHANNEL = 'sse';
@@ -26,8 +27,7 @@ export const MAX_BODY_BYTES = 64 * 1024;
 
 export interface PubSubContext {
   hub: PubSub;
-  streams: StreamRegistry;
-  streamOptions: StreamOptions;
+  openStream: OpenStream;
   publishKey: string | undefined;
   clientAddress(req: IncomingMessage): string | undefined;
   /** Largest request body accepted (413 past it). */
@@ -64,7 +64,7 @@ export function handleStream(context: PubSubContext, req: IncomingMessage, res: 
   for (const channel of channels) checkChannel(channel, 'subscribe');
   const lastId = parseLastEventId(req, url);
 
-  const stream = openStream(context.streams, req, res, context.streamOptions);
+  const stream = context.openStream(req, res);
   const unsubscribe = context.hub.subscribe(stream, { channels, lastEventId: lastId });
   stream.onClose(unsubscribe);
 }

@@ -36,7 +36,7 @@ import { ListenerCounts } from '../hub/listener-counts.ts';
 import type { HubEvent, HubStats, PublishInput, PubSub, SubscribeOptions, Subscriber } from '../hub/memory-hub.ts';
 import { HttpError } from '../http/json.ts';
 import { silentLogger, type Logger } from '../http/log.ts';
-import { formatEvent } from '../sse/stream.ts';
+import { formatEvent } from '../sse/format.ts';
 
 type MessageListener = (message: string, channel: string) => void;
 

@@ -18,7 +18,8 @@ import { HttpError, readFields, sendJson } from '../../http/json.ts';
 import type { PubSub, Snapshot } from '../../hub/memory-hub.ts';
 import { isOrderStatus, ORDER_STATUSES, type Order, type Orders, type OrdersSnapshot } from './store.ts';
 import { MAX_BODY_BYTES, parseLastEventId } from '../../hub/routes.ts';
-import { formatEvent, openStream, type StreamOptions, type StreamRegistry } from '../../sse/stream.ts';
+import type { OpenStream } from '../../http/stream-limits.ts';
+import { formatEvent } from '../../sse/format.ts';
 
 /**
  * The hub channel for order updates. The colon makes it internal: public channel names cannot
@@ -29,8 +30,7 @@ export const ORDERS_CHANNEL = 'orders:updates';
 export interface OrderContext {
   hub: PubSub;
   orders: Orders;
-  streams: StreamRegistry;
-  streamOptions: StreamOptions;
+  openStream: OpenStream;
   publishKey: string | undefined;
   secret: Buffer;
   clientAddress(req: IncomingMessage): string | undefined;
@@ -142,7 +142,7 @@ export async function handleOrderMonitor(context: OrderContext, req: IncomingMes
     if (res.destroyed) return;
   }
 
-  const stream = openStream(context.streams, req, res, context.streamOptions);
+  const stream = context.openStream(req, res);
   const unsubscribe = context.hub.subscribe(stream, {
     channels: [ORDERS_CHANNEL],
     lastEventId: lastId,

@@ -1,0 +1,49 @@
+/**
+ * Opening event streams for the routes, behind two admission limits.
+ *
+ * Each open stream holds a socket and some memory for as long as its client likes, so their
+ * number is capped in total (503) and per client address (429), both with `Retry-After`. The
+ * decision is made before the stream opens, while a status other than 200 can still be sent.
+ * A browser's `EventSource` never reconnects after a non-200 answer, so a page should tell
+ * its user to reload later.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { StreamRegistry } from '../sse/registry.ts';
+import { openStream, type SseStream, type StreamOptions } from '../sse/stream.ts';
+import { HttpError } from './json.ts';
+
+/** What routes call to answer with an event stream: admission first, then the protocol. */
+export type OpenStream = (req: IncomingMessage, res: ServerResponse) => SseStream;
+
+export interface StreamLimitOptions extends StreamOptions {
+  registry: StreamRegistry;
+  maxStreams: number;
+  maxStreamsPerAddress: number;
+  /** Where a request comes from (lib/http/addresses.ts). */
+  clientAddress: (req: IncomingMessage) => string | undefined;
+}
+
+export function limitedStreams(options: StreamLimitOptions): OpenStream {
+  const { registry, maxStreams, maxStreamsPerAddress, clientAddress } = options;
+  const perAddress = new Map<string, number>();
+  const release = (address: string) => {
+    const count = perAddress.get(address)! - 1;
+    // Delete at zero, or the map would keep one entry for every address ever seen.
+    if (count === 0) perAddress.delete(address);
+    else perAddress.set(address, count);
+  };
+  return (req, res) => {
+    const address = clientAddress(req) ?? 'unknown';
+    if (registry.size >= maxStreams) {
+      throw new HttpError(503, 'Too many open streams on this server; try again later', { 'Retry-After': '10' });
+    }
+    const count = perAddress.get(address) ?? 0;
+    if (count >= maxStreamsPerAddress) {
+      throw new HttpError(429, 'Too many open streams from your address; close some first', { 'Retry-After': '10' });
+    }
+    const stream = openStream(registry, req, res, options);
+    perAddress.set(address, count + 1);
+    stream.onClose(() => release(address));
+    return stream;
+  };
+}
