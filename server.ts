@@ -12,7 +12,7 @@ import { corsHeaders, PREFLIGHT_HEADERS } from './lib/http/cors.ts';
 import { startCourier } from './lib/demos/orders/courier.ts';
 import { HttpError, sendJson } from './lib/http/json.ts';
 import { createBackend } from './lib/scale/backend.ts';
-import type { PubSub } from './lib/hub/memory-hub.ts';
+import type { PubSub } from './lib/hub/pubsub.ts';
 import { stderrLogger, type Logger } from './lib/http/log.ts';
 import { handleMetrics } from './lib/http/metrics.ts';
 import { handleFlaky, handleRequestStatus, StatusMonitor } from './lib/demos/monitor.ts';
@@ -140,9 +140,10 @@ export function createApp(options: AppOptions = {}): App {
     target: () => config.monitorUrl ?? new URL('/demo/flaky', ownUrl()),
     timeoutMs: config.monitorTimeoutMs,
     intervalMs: config.monitorIntervalMs,
+    logger,
   });
-  const stopTicker = startTicker(hub, config.tickMs);
-  const stopCourier = startCourier(hub, orders, config.courierMs);
+  const stopTicker = startTicker(hub, config.tickMs, logger);
+  const stopCourier = startCourier(hub, orders, config.courierMs, logger);
 
   const routes: Route[] = [
     // 200 even when degraded (Redis away): every process shares that one Redis, so a 503 would

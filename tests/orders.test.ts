@@ -185,8 +185,9 @@ describe('the order store on disk', () => {
         '--input-type=module',
         '-e',
         `import { OrderStore } from ${JSON.stringify(new URL('../lib/demos/orders/store.ts', import.meta.url).href)};
-         const store = new OrderStore(${JSON.stringify(dir)}, { maxOrders: 1e6, onChange: (order) => process.stdout.write(order.id + '\\n') });
-         for (;;) await store.create({ item: 'x'.repeat(200), demo: false });`,
+         const hub = { publish: async () => ({ id: 0 }) };
+         const store = new OrderStore(${JSON.stringify(dir)}, { maxOrders: 1e6, hub, logger: () => {} });
+         for (;;) process.stdout.write((await store.create({ item: 'x'.repeat(200), demo: false })).id + '\\n');`,
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
@@ -207,8 +208,8 @@ describe('the order store on disk', () => {
     await new Promise((resolve) => child.once('exit', resolve));
     const text = readFileSync(join(dir, 'orders.json'), 'utf8');
     assert.doesNotThrow(() => JSON.parse(text), 'orders.json is torn');
-    const store = new OrderStore(dir, { maxOrders: 1e6, onChange: () => {} });
-    const saved = new Set(store.list().map((order) => order.id));
+    const store = new OrderStore(dir, { maxOrders: 1e6, hub: { publish: async () => ({ id: 0 }) }, logger: () => {} });
+    const saved = new Set((await store.list()).map((order) => order.id));
     for (const id of acknowledged) assert.ok(saved.has(id), `acknowledged order ${id} was lost`);
     assert.ok(readdirSync(dir).every((name) => name === 'orders.json' || name.endsWith('.tmp')));
   });

@@ -6,7 +6,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import type { RedisHub } from '../lib/scale/redis-hub.ts';
+import { createClient } from 'redis';
 import type { AppOptions } from '../server.ts';
 import { eventually, jsonBody, startApp, StreamClient, until, type Running } from './harness.ts';
 import { freePort, redisMissing, RedisServer } from './redis-server.ts';
@@ -154,7 +154,10 @@ describe('scaling out through Redis', { skip }, async () => {
     await client.waitForEvents(1);
     // Cut every pub/sub connection (both nodes'), then publish at once through B's command
     // connection: some of these land while A is still reconnecting, and only the streams have them.
-    await (b.app.hub as RedisHub).command(['CLIENT', 'KILL', 'TYPE', 'pubsub'], 'cut');
+    const admin = createClient({ url: redis.url });
+    await admin.connect();
+    await admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub']);
+    await admin.close();
     for (let index = 0; index < 100; index++) await b.app.hub.publish({ channel: 'hiccup', data: String(index) });
     await until(client, 'change', () => client.events.at(-1)?.data === '99', 10_000);
     assert.deepEqual(dataOf(client), ['before', ...Array.from({ length: 100 }, (_, index) => String(index))]);

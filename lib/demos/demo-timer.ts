@@ -13,7 +13,8 @@
  * runs out and another process with listeners takes over at its next tick. In one process the
  * lease is always ours and the task runs at once.
  */
-import type { PubSub } from '../hub/memory-hub.ts';
+import type { Logger } from '../http/log.ts';
+import type { PubSub } from '../hub/pubsub.ts';
 
 export interface DemoJob {
   /** The lease's name, unique per job: two jobs on one channel (ticker, monitor) are separate. */
@@ -23,8 +24,12 @@ export interface DemoJob {
   intervalMs: number;
 }
 
-/** Starts `task` every `intervalMs` while `channel` has listeners (0 = never). Returns a stop function. */
-export function runWhileListening(hub: PubSub, job: DemoJob, task: () => void): () => void {
+/**
+ * Starts `task` every `intervalMs` while `channel` has listeners (0 = never). Returns a stop
+ * function. A task that fails is logged and simply runs again at the next tick: a tick lost
+ * while Redis is away is replaced by the next one.
+ */
+export function runWhileListening(hub: PubSub, job: DemoJob, task: () => Promise<unknown>, logger: Logger): () => void {
   const { name, channel, intervalMs } = job;
   if (intervalMs === 0) return () => {};
   let timer: NodeJS.Timeout | undefined;
@@ -33,10 +38,11 @@ export function runWhileListening(hub: PubSub, job: DemoJob, task: () => void): 
     timer = undefined;
   };
   const tick = () => {
-    const held = hub.holdLease(`demo:${name}`, 3 * intervalMs);
-    if (held === true) task();
-    // Redis unreachable: no lease, no tick (publishing would fail anyway).
-    else if (held !== false) held.then((ours) => ours && timer !== undefined && task(), () => {});
+    hub
+      .holdLease(`demo:${name}`, 3 * intervalMs)
+      // Redis unreachable: no lease, no tick (publishing would fail anyway).
+      .then((ours) => (ours && timer !== undefined ? task() : undefined))
+      .catch((error: unknown) => logger('demo.tick_failed', { job: name, error: String((error as Error)?.message ?? error) }));
   };
   const stopWatching = hub.onDemand(channel, (listening) => {
     if (listening && timer === undefined) timer = setInterval(tick, intervalMs);

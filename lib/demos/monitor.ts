@@ -9,8 +9,9 @@
 import type { ServerResponse } from 'node:http';
 import { runWhileListening } from './demo-timer.ts';
 import { sendJson } from '../http/json.ts';
-import type { PubSub } from '../hub/memory-hub.ts';
-import { DEFAULT_CHANNEL } from '../hub/routes.ts';
+import type { Logger } from '../http/log.ts';
+import { DEFAULT_CHANNEL } from '../hub/channels.ts';
+import type { PubSub } from '../hub/pubsub.ts';
 
 /** One probe's outcome. `status` 0 means no HTTP answer at all; `error` then says why. */
 export interface ProbeResult {
@@ -26,6 +27,7 @@ export interface MonitorOptions {
   target: () => URL;
   timeoutMs: number;
   intervalMs: number;
+  logger: Logger;
 }
 
 export class StatusMonitor {
@@ -36,9 +38,8 @@ export class StatusMonitor {
 
   constructor(options: MonitorOptions) {
     this.#options = options;
-    this.#stop = runWhileListening(options.hub, { name: 'monitor', channel: DEFAULT_CHANNEL, intervalMs: options.intervalMs }, () => {
-      void this.probe();
-    });
+    const job = { name: 'monitor', channel: DEFAULT_CHANNEL, intervalMs: options.intervalMs };
+    this.#stop = runWhileListening(options.hub, job, () => this.probe(), options.logger);
   }
 
   /** Probes the target now (or joins the probe under way) and publishes the result. */
@@ -70,9 +71,11 @@ export class StatusMonitor {
     }
     // The probe's answer stands even if it cannot be broadcast (Redis down): the caller of
     // /request_status still gets it, and the next probe is broadcast again.
-    await this.#options.hub
-      .publish({ channel: DEFAULT_CHANNEL, event: 'response_status', data: JSON.stringify(result) })
-      .catch(() => {});
+    try {
+      await this.#options.hub.publish({ channel: DEFAULT_CHANNEL, event: 'response_status', data: JSON.stringify(result) });
+    } catch (error) {
+      this.#options.logger('monitor.publish_failed', { error: String((error as Error)?.message ?? error) });
+    }
     return result;
   }
 }

@@ -4,18 +4,17 @@
  * browser's `onmessage` (type "message"), the simplest possible client.
  */
 import { runWhileListening } from './demo-timer.ts';
-import type { PubSub } from '../hub/memory-hub.ts';
-import { DEFAULT_CHANNEL } from '../hub/routes.ts';
+import type { Logger } from '../http/log.ts';
+import { DEFAULT_CHANNEL } from '../hub/channels.ts';
+import type { PubSub } from '../hub/pubsub.ts';
 
-export function startTicker(hub: PubSub, tickMs: number): () => void {
-  return runWhileListening(hub, { name: 'ticker', channel: DEFAULT_CHANNEL, intervalMs: tickMs }, () => {
-    // `clients` counts this process's listeners. Fire and forget: a tick lost while Redis is
-    // down is replaced by the next one, so a failed publish is dropped, never left unhandled.
-    hub
-      .publish({
-        channel: DEFAULT_CHANNEL,
-        data: JSON.stringify({ time: new Date().toISOString(), clients: hub.listenersOf(DEFAULT_CHANNEL) }),
-      })
-      .catch(() => {});
-  });
+export function startTicker(hub: PubSub, tickMs: number, logger: Logger): () => void {
+  const job = { name: 'ticker', channel: DEFAULT_CHANNEL, intervalMs: tickMs };
+  // `clients` counts this process's listeners.
+  const tick = () =>
+    hub.publish({
+      channel: DEFAULT_CHANNEL,
+      data: JSON.stringify({ time: new Date().toISOString(), clients: hub.listenersOf(DEFAULT_CHANNEL) }),
+    });
+  return runWhileListening(hub, job, tick, logger);
 }

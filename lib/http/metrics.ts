@@ -4,7 +4,7 @@
  * https://prometheus.io/docs/instrumenting/exposition_formats/
  */
 import type { ServerResponse } from 'node:http';
-import type { PubSub } from '../hub/memory-hub.ts';
+import type { PubSub } from '../hub/pubsub.ts';
 import type { StreamRegistry } from '../sse/registry.ts';
 
 export function renderMetrics(streams: StreamRegistry, hub: PubSub): string {

@@ -9,18 +9,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { requirePublisher } from '../http/access.ts';
 import { HttpError, readFields, sendJson } from '../http/json.ts';
-import type { PubSub } from './memory-hub.ts';
+import type { PubSub } from './pubsub.ts';
 import type { OpenStream } from '../http/stream-limits.ts';
-import { lastEventId } from '../sse/stream.ts';
-
-/** Flask-SSE's default channel. */
-export const DEFAULT_CHANNEL = 'sse';
-
-/** Letters, digits, `_` and `-`: safe in a URL, a log line, and a Redis key. */
-const CHANNEL_NAME = /^[A-Za-z0-9_-]{1,64}$/;
-
-/** A connection may follow this many channels at most: each one costs a lookup per event. */
-const MAX_CHANNELS_PER_STREAM = 16;
+import { checkChannel, DEFAULT_CHANNEL, MAX_CHANNELS_PER_STREAM } from './channels.ts';
+import { parseLastEventId } from './event-ids.ts';
 
 /** Publish bodies are small; a bound keeps one request from filling memory (413 past it). */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -32,27 +24,6 @@ export interface PubSubContext {
   clientAddress(req: IncomingMessage): string | undefined;
   /** Largest request body accepted (413 past it). */
   maxBodyBytes: number;
-}
-
-/** Throws 400 unless `name` is a valid public channel name. */
-export function checkChannel(name: unknown, action: string): string {
-  if (typeof name !== 'string' || !CHANNEL_NAME.test(name)) {
-    throw new HttpError(400, `Cannot ${action}: channel ${JSON.stringify(name ?? null)} must match ${CHANNEL_NAME.source}`);
-  }
-  return name;
-}
-
-/**
- * Parses `Last-Event-ID` for the hub: absent or empty means "new client"; anything but a
- * whole number is refused, because no id this server ever sent looks like that.
- */
-export function parseLastEventId(req: IncomingMessage, url: URL): number | undefined {
-  const text = lastEventId(req, url);
-  if (text === undefined || text === '') return undefined;
-  if (!/^\d{1,15}$/.test(text)) {
-    throw new HttpError(400, `Last-Event-ID must be an event id this server sent, not ${JSON.stringify(text.slice(0, 100))}`);
-  }
-  return Number(text);
 }
 
 export function handleStream(context: PubSubContext, req: IncomingMessage, res: ServerResponse, url: URL): void {

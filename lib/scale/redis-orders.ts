@@ -15,10 +15,13 @@
  * `<prefix>orders:finished` (delivered or cancelled ones, the first to make room).
  */
 import { randomBytes } from 'node:crypto';
+import { orderEvent } from '../demos/orders/events.ts';
+import { isFinished, newOrder, withStatus, type Order, type OrderStatus } from '../demos/orders/model.ts';
+import { storeFull, type Orders, type OrdersSnapshot } from '../demos/orders/store.ts';
 import { HttpError } from '../http/json.ts';
-import { ORDERS_CHANNEL } from '../demos/orders/routes.ts';
-import { isFinished, newOrder, withStatus, type Order, type Orders, type OrdersSnapshot, type OrderStatus } from '../demos/orders/store.ts';
-import { eventBody, LUA_LIBRARY, LuaScript, type RedisHub } from './redis-hub.ts';
+import { LuaScript } from './redis-client.ts';
+import { eventBody, LUA_LIBRARY } from './redis-scripts.ts';
+import type { RedisStore } from './redis-store.ts';
 
 const KEYS = `
 local orders = prefix .. 'orders'
@@ -64,13 +67,13 @@ return result`);
 const MAX_ATTEMPTS = 10;
 
 export class RedisOrderStore implements Orders {
-  readonly #hub: RedisHub;
+  readonly #store: RedisStore;
   readonly #maxOrders: number;
   /** Changes under way, for `idle()` at shutdown. */
   readonly #inFlight = new Set<Promise<unknown>>();
 
-  constructor(hub: RedisHub, options: { maxOrders: number }) {
-    this.#hub = hub;
+  constructor(store: RedisStore, options: { maxOrders: number }) {
+    this.#store = store;
     this.#maxOrders = options.maxOrders;
   }
 
@@ -80,9 +83,9 @@ export class RedisOrderStore implements Orders {
    */
   async secret(configured: string | undefined): Promise<Buffer> {
     if (configured) return Buffer.from(configured);
-    const key = `${this.#hub.prefix}order-secret`;
-    await this.#hub.command(['SET', key, randomBytes(32).toString('base64url'), 'NX'], 'load the order secret');
-    return Buffer.from(String(await this.#hub.command(['GET', key], 'load the order secret')));
+    const key = `${this.#store.prefix}order-secret`;
+    await this.#store.command(['SET', key, randomBytes(32).toString('base64url'), 'NX'], 'load the order secret');
+    return Buffer.from(String(await this.#store.command(['GET', key], 'load the order secret')));
   }
 
   async idle(): Promise<void> {
@@ -90,7 +93,7 @@ export class RedisOrderStore implements Orders {
   }
 
   async get(id: string): Promise<Order | undefined> {
-    const json = await this.#hub.command(['HGET', `${this.#hub.prefix}orders`, id], 'read the order');
+    const json = await this.#store.command(['HGET', `${this.#store.prefix}orders`, id], 'read the order');
     return typeof json === 'string' ? (JSON.parse(json) as Order) : undefined;
   }
 
@@ -98,8 +101,9 @@ export class RedisOrderStore implements Orders {
     return (await this.snapshot(undefined)).orders;
   }
 
+  /** The orders and the newest id, read in one script; `current` is not needed. */
   async snapshot(orderId: string | undefined): Promise<OrdersSnapshot> {
-    const reply = (await this.#hub.run(SNAPSHOT, [orderId ?? ''], 'read the orders')) as unknown[];
+    const reply = (await this.#store.run(SNAPSHOT, [orderId ?? ''], 'read the orders')) as unknown[];
     return { upTo: Number(reply[0]), orders: reply.slice(1).map((json) => JSON.parse(String(json)) as Order) };
   }
 
@@ -107,12 +111,12 @@ export class RedisOrderStore implements Orders {
     return this.#track(async () => {
       const order = newOrder(input);
       const json = JSON.stringify(order);
-      const reply = await this.#hub.run(
+      const reply = await this.#store.run(
         CREATE,
-        [ORDERS_CHANNEL, this.#event(order, json), order.id, json, String(this.#maxOrders)],
+        [...this.#event(order), order.id, json, String(this.#maxOrders)],
         'create an order',
       );
-      if (reply === 'full') throw new HttpError(503, 'Cannot create an order: the store is full of open orders', { 'Retry-After': '60' });
+      if (reply === 'full') throw storeFull();
       // 72 random bits do not collide in practice; if they ever do, say so rather than overwrite.
       if (reply === 'exists') throw new Error(`Cannot create an order: id ${order.id} is taken`);
       return order;
@@ -122,13 +126,13 @@ export class RedisOrderStore implements Orders {
   setStatus(id: string, status: OrderStatus): Promise<Order> {
     return this.#track(async () => {
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        const read = await this.#hub.command(['HGET', `${this.#hub.prefix}orders`, id], 'update the order');
+        const read = await this.#store.command(['HGET', `${this.#store.prefix}orders`, id], 'update the order');
         if (typeof read !== 'string') throw new HttpError(404, `No order ${JSON.stringify(id)}`);
         const order = withStatus(JSON.parse(read) as Order, status);
         const json = JSON.stringify(order);
-        const reply = await this.#hub.run(
+        const reply = await this.#store.run(
           SET_STATUS,
-          [ORDERS_CHANNEL, this.#event(order, json), id, read, json, isFinished(order) ? '1' : '0'],
+          [...this.#event(order), id, read, json, isFinished(order) ? '1' : '0'],
           'update the order',
         );
         if (reply === 'missing') throw new HttpError(404, `No order ${JSON.stringify(id)}`);
@@ -139,9 +143,10 @@ export class RedisOrderStore implements Orders {
     });
   }
 
-  /** The `order_update` event, as lib/order-monitor.ts `publishOrder` would send it. */
-  #event(order: Order, json: string): string {
-    return eventBody({ channel: ORDERS_CHANNEL, event: 'order_update', data: json, key: order.id });
+  /** The script arguments of the order's event: its channel and stored form, as the file store publishes it. */
+  #event(order: Order): [string, string] {
+    const event = orderEvent(order);
+    return [event.channel, eventBody(event)];
   }
 
   #track<T>(change: () => Promise<T>): Promise<T> {

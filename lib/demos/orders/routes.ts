@@ -9,23 +9,17 @@
  * whoever created the order (or was given the link) can follow it, and guessing ids gets
  * nobody anywhere. Watching every order needs the publish key (or loopback).
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { join } from 'node:path';
 import { requirePublisher } from '../../http/access.ts';
 import { HttpError, readFields, sendJson } from '../../http/json.ts';
-import type { PubSub, Snapshot } from '../../hub/memory-hub.ts';
-import { isOrderStatus, ORDER_STATUSES, type Order, type Orders, type OrdersSnapshot } from './store.ts';
-import { MAX_BODY_BYTES, parseLastEventId } from '../../hub/routes.ts';
 import type { OpenStream } from '../../http/stream-limits.ts';
-import { formatEvent } from '../../sse/format.ts';
-
-/**
- * The hub channel for order updates. The colon makes it internal: public channel names cannot
- * contain one, so `/stream` can never subscribe to it and `/publish` can never forge an update.
- */
-export const ORDERS_CHANNEL = 'orders:updates';
+import type { PubSub } from '../../hub/pubsub.ts';
+import { parseLastEventId } from '../../hub/event-ids.ts';
+import { MAX_BODY_BYTES } from '../../hub/routes.ts';
+import { ORDERS_CHANNEL, snapshotFrames } from './events.ts';
+import { isOrderStatus, ORDER_STATUSES } from './model.ts';
+import type { Orders } from './store.ts';
+import { requireToken, watchToken } from './tokens.ts';
 
 export interface OrderContext {
   hub: PubSub;
@@ -34,45 +28,6 @@ export interface OrderContext {
   publishKey: string | undefined;
   secret: Buffer;
   clientAddress(req: IncomingMessage): string | undefined;
-}
-
-/**
- * Announces a saved change to every watcher of all orders and of this one. For the file store
- * with the in-process hub, which cannot fail here (the event name is fixed, the hub is memory),
- * so the rejection is caught only to keep a floating promise from ever crashing the process.
- * (The Redis store saves and publishes in one script instead: lib/redis-orders.ts.)
- */
-export function publishOrder(hub: PubSub, order: Order): void {
-  hub.publish({ channel: ORDERS_CHANNEL, event: 'order_update', data: JSON.stringify(order), key: order.id }).catch(() => {});
-}
-
-/**
- * The secret behind watch tokens: ORDER_SECRET if set, else one generated once and kept beside
- * the orders (readable by the owner only), so tokens stay valid across restarts.
- */
-export function loadSecret(dataDir: string, configured: string | undefined): Buffer {
-  if (configured) return Buffer.from(configured);
-  const file = join(dataDir, 'secret');
-  if (!existsSync(file)) {
-    mkdirSync(dataDir, { recursive: true });
-    // `wx`: if two processes race to create it, the second fails instead of overwriting.
-    writeFileSync(file, randomBytes(32).toString('base64url'), { mode: 0o600, flag: 'wx' });
-  }
-  return Buffer.from(readFileSync(file, 'utf8').trim());
-}
-
-export function watchToken(secret: Buffer, orderId: string): string {
-  return createHmac('sha256', secret).update(orderId).digest('base64url');
-}
-
-/** Throws 401/403 unless `token` is this order's token; constant time, like any secret compare. */
-function requireToken(secret: Buffer, orderId: string, token: string | null): void {
-  if (token === null || token === '') throw new HttpError(401, 'Watching one order needs its token (?token=)');
-  const expected = Buffer.from(watchToken(secret, orderId));
-  const given = Buffer.from(token);
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-    throw new HttpError(403, 'That token does not match the order');
-  }
 }
 
 /** Reads `?order=&token=`, or checks publisher access for all orders. Returns the order id, if one. */
@@ -123,22 +78,13 @@ export async function handleSetStatus(context: OrderContext, req: IncomingMessag
   sendJson(res, 200, await context.orders.setStatus(id, status));
 }
 
-/** Every order in the snapshot as an `order_update` carrying the snapshot's id (or a lone id when none). */
-function snapshotFrames({ orders, upTo }: OrdersSnapshot): Snapshot {
-  const id = String(upTo);
-  if (orders.length === 0) return { upTo, frames: formatEvent({ id }) };
-  return { upTo, frames: orders.map((order) => formatEvent({ event: 'order_update', id, data: JSON.stringify(order) })).join('') };
-}
-
 export async function handleOrderMonitor(context: OrderContext, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
   const orderId = authorizeWatch(context, req, url);
   const lastId = parseLastEventId(req, url);
   if (orderId !== undefined) {
-    // The file store answers at once; only a shared store (Redis) makes us wait, and only then
-    // can the client have gone away meanwhile, before its stream (and its cleanup) exist.
-    const found = context.orders.get(orderId);
-    const order = found instanceof Promise ? await found : found;
+    const order = await context.orders.get(orderId);
     if (!order) throw new HttpError(404, `No order ${JSON.stringify(orderId)}`);
+    // The client may have gone away while we looked, before its stream (and its cleanup) exist.
     if (res.destroyed) return;
   }
 
@@ -151,10 +97,7 @@ export async function handleOrderMonitor(context: OrderContext, req: IncomingMes
     // order event the state reflects. Orders change only together with a publish (in one
     // synchronous step in memory, in one script in Redis), so the snapshot and the live updates
     // after that id meet without gap or overlap.
-    snapshot: (current) => {
-      const taken = context.orders.snapshot(orderId, current);
-      return taken instanceof Promise ? taken.then(snapshotFrames) : snapshotFrames(taken);
-    },
+    snapshot: async (current) => snapshotFrames(await context.orders.snapshot(orderId, current)),
   });
   stream.onClose(unsubscribe);
 }

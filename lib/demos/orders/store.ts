@@ -1,56 +1,21 @@
 /**
- * Orders and their shipping progress: a small state machine and a store that survives restarts.
+ * Where orders are kept, and the rule both stores keep: **write first, publish after.** A
+ * change is saved before anyone hears of it, so no event ever describes a state that a crash
+ * could take back. `OrderStore` here keeps orders in a file, for one process; `RedisOrderStore`
+ * (lib/scale/redis-orders.ts) keeps them in Redis, shared by every process.
  *
- * Two rules make the live view trustworthy:
- * - **Write first, publish after.** A change is saved to disk before anyone hears of it, so no
- *   event ever describes a state that a crash could take back.
- * - **No torn files.** The store is written to a temporary file, flushed to disk, and renamed
- *   over the old one. A rename within one directory is atomic: after a crash the file is either
- *   the old version or the new one, never half of each, never empty.
+ * No torn files: the store is written to a temporary file, flushed to disk, and renamed over
+ * the old one (lib/hub/durable-file.ts), so after a crash the file is either the old version or
+ * the new one, never half of each, never empty.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomically } from '../../hub/durable-file.ts';
-import type { Awaitable } from '../../hub/memory-hub.ts';
 import { HttpError } from '../../http/json.ts';
-
-/** The happy path, in order; `cancelled` branches off before shipping. */
-export const SHIPPING_STEPS = ['created', 'paid', 'shipped', 'in_transit', 'out_for_delivery', 'delivered'] as const;
-export const ORDER_STATUSES = [...SHIPPING_STEPS, 'cancelled'] as const;
-export type OrderStatus = (typeof ORDER_STATUSES)[number];
-
-/** Which statuses may follow which. Anything else is a 409. */
-const NEXT: Record<OrderStatus, readonly OrderStatus[]> = {
-  created: ['paid', 'cancelled'],
-  paid: ['shipped', 'cancelled'],
-  shipped: ['in_transit'],
-  in_transit: ['out_for_delivery'],
-  out_for_delivery: ['delivered'],
-  delivered: [],
-  cancelled: [],
-};
-
-export function isOrderStatus(value: unknown): value is OrderStatus {
-  return typeof value === 'string' && (ORDER_STATUSES as readonly string[]).includes(value);
-}
-
-/** The next step on the happy path, or undefined once the order is finished. */
-export function nextShippingStep(status: OrderStatus): OrderStatus | undefined {
-  const index = (SHIPPING_STEPS as readonly string[]).indexOf(status);
-  return index === -1 ? undefined : SHIPPING_STEPS[index + 1];
-}
-
-export interface Order {
-  id: string;
-  item: string;
-  /** Demo orders are moved along by the demo courier. */
-  demo: boolean;
-  status: OrderStatus;
-  createdAt: string;
-  updatedAt: string;
-  history: Array<{ status: OrderStatus; at: string }>;
-}
+import type { Logger } from '../../http/log.ts';
+import { writeFileAtomically } from '../../hub/durable-file.ts';
+import type { PubSub } from '../../hub/pubsub.ts';
+import { orderEvent } from './events.ts';
+import { isFinished, newOrder, withStatus, type Order, type OrderStatus } from './model.ts';
 
 /** Orders as they stand, and the id of the newest event they reflect. */
 export interface OrdersSnapshot {
@@ -58,13 +23,10 @@ export interface OrdersSnapshot {
   upTo: number;
 }
 
-/**
- * What the routes and the courier need from an order store. Two implement it: `OrderStore`
- * here (one process, a file), and `RedisOrderStore` (lib/redis-orders.ts, shared by processes).
- */
+/** What the routes and the courier need from an order store. */
 export interface Orders {
-  get(id: string): Awaitable<Order | undefined>;
-  list(): Awaitable<Order[]>;
+  get(id: string): Promise<Order | undefined>;
+  list(): Promise<Order[]>;
   create(input: { item: string; demo: boolean }): Promise<Order>;
   /** Moves an order on: 404 for an unknown order, 409 for a move its status does not allow. */
   setStatus(id: string, status: OrderStatus): Promise<Order>;
@@ -72,45 +34,25 @@ export interface Orders {
   idle(): Promise<void>;
   /**
    * All orders (or the one), read together with the id of the newest order event they reflect,
-   * so a watcher can take live updates from exactly there. `current` is the hub's newest
-   * delivered id: a store whose changes are published synchronously on this hub is current
-   * as of it.
+   * so a watcher can take live updates from exactly there. `current` is the hub's newest id
+   * at the moment of the call: a store that publishes in the same synchronous step as it
+   * changes is current as of it; a shared store reads its own id with the orders.
    */
-  snapshot(orderId: string | undefined, current: number): Awaitable<OrdersSnapshot>;
+  snapshot(orderId: string | undefined, current: number): Promise<OrdersSnapshot>;
 }
 
-/** A new order in its first status. */
-export function newOrder(input: { item: string; demo: boolean }): Order {
-  const now = new Date().toISOString();
-  return {
-    // Random, not sequential: ids alone reveal nothing about how many orders exist.
-    id: `ord_${randomBytes(9).toString('base64url')}`,
-    item: input.item,
-    demo: input.demo,
-    status: 'created',
-    createdAt: now,
-    updatedAt: now,
-    history: [{ status: 'created', at: now }],
-  };
-}
-
-/** The order after moving to `status`; throws 409 if its current status does not allow that. */
-export function withStatus(current: Order, status: OrderStatus): Order {
-  if (!NEXT[current.status].includes(status)) {
-    throw new HttpError(409, `Cannot move order ${current.id} from ${current.status} to ${status}`);
-  }
-  const now = new Date().toISOString();
-  return { ...current, status, updatedAt: now, history: [...current.history, { status, at: now }] };
+/** The 503 of a store full of open orders: finished ones make room, open ones never do. */
+export function storeFull(): HttpError {
+  return new HttpError(503, 'Cannot create an order: the store is full of open orders', { 'Retry-After': '60' });
 }
 
 export interface OrderStoreOptions {
   /** Orders kept at most; finished orders (delivered, cancelled) make room first. */
   maxOrders: number;
-  /** Called after each change is saved: the place to publish it. */
-  onChange: (order: Order) => void;
+  /** Where each saved change is announced (only `publish` is used). */
+  hub: Pick<PubSub, 'publish'>;
+  logger: Logger;
 }
-
-export const isFinished = (order: Order) => order.status === 'delivered' || order.status === 'cancelled';
 
 export class OrderStore implements Orders {
   readonly #file: string;
@@ -145,18 +87,21 @@ export class OrderStore implements Orders {
     await this.#queue;
   }
 
-  get(id: string): Order | undefined {
+  async get(id: string): Promise<Order | undefined> {
     return this.#orders.get(id);
   }
 
-  list(): Order[] {
+  async list(): Promise<Order[]> {
     return [...this.#orders.values()];
   }
 
-  /** Changes become current and are published in one synchronous step, so "now" is `current`. */
-  snapshot(orderId: string | undefined, current: number): OrdersSnapshot {
+  /**
+   * Changes become current and are published in one synchronous step, and this reads before
+   * its first await, so the orders read are exactly those as of `current`.
+   */
+  async snapshot(orderId: string | undefined, current: number): Promise<OrdersSnapshot> {
     const order = orderId === undefined ? undefined : this.#orders.get(orderId);
-    const orders = orderId === undefined ? this.list() : order ? [order] : [];
+    const orders = orderId === undefined ? [...this.#orders.values()] : order ? [order] : [];
     return { orders, upTo: current };
   }
 
@@ -165,7 +110,7 @@ export class OrderStore implements Orders {
       const orders = new Map(this.#orders);
       if (orders.size >= this.#options.maxOrders) {
         const finished = [...orders.values()].find(isFinished);
-        if (!finished) throw new HttpError(503, 'Cannot create an order: the store is full of open orders', { 'Retry-After': '60' });
+        if (!finished) throw storeFull();
         orders.delete(finished.id);
       }
       const order = newOrder(input);
@@ -194,11 +139,19 @@ export class OrderStore implements Orders {
       const { orders, order } = compute();
       await this.#save(orders);
       this.#orders = orders;
-      this.#options.onChange(order);
+      // Synchronously with the line above (the memory hub stores the event before its first
+      // await), so the orders and the hub's ids never disagree, even for an instant.
+      this.#options.hub.publish(orderEvent(order)).catch((error: unknown) => {
+        this.#options.logger('orders.publish_failed', { order: order.id, error: String((error as Error)?.message ?? error) });
+      });
       return order;
     };
     const result = this.#queue.then(run, run);
-    this.#queue = result.catch(() => {});
+    // The queue only orders the changes; each caller handles its own change's failure.
+    this.#queue = result.then(
+      () => undefined,
+      () => undefined,
+    );
     return result;
   }
 

@@ -1,0 +1,357 @@
+/**
+ * The hub: publish/subscribe over named channels, with replay for `Last-Event-ID`. This is what
+ * Flask-SSE does with Redis; here the rules are written once, and the storage underneath is
+ * either this process's memory or Redis (./store.ts).
+ *
+ * - **One id space.** Every event gets an id from one ordered sequence, so a single
+ *   `Last-Event-ID` tells where a connection following several channels left off in all of them.
+ * - **Replay, then live, with no gap and no duplicate.** A subscriber is attached at once and
+ *   holds live events back while it reads what it missed; then it writes the replay, then the
+ *   held events newer than the replay, and goes live. Each subscriber remembers the id it has
+ *   been written up to and never writes anything at or below it again.
+ * - **No silent gaps.** When history no longer reaches back to the client's id, or the id was
+ *   never ours, the first event is `reset` (or a fresh snapshot, for state that can be sent
+ *   whole), so the client knows to refetch its state.
+ * - **Serialise once, batch per turn.** An event is framed once per process. Events arriving
+ *   in one turn of the event loop are delivered together on the next (`setImmediate`): one
+ *   write per subscriber per turn, and subscribers with the same channels share one buffer.
+ */
+import { formatEvent } from '../sse/format.ts';
+import type { Logger } from '../http/log.ts';
+import { ListenerCounts } from './listener-counts.ts';
+import type { HubEvent, HubStats, PublishInput, PubSub, Snapshot, SubscribeOptions, Subscriber } from './pubsub.ts';
+import type { HistoryView, HubStore } from './store.ts';
+
+/** Subscribers following the same channels and key: one shared buffer per turn. */
+interface Group {
+  /** The key of `Hub.#groups`: the sorted channel names and the routing key. */
+  name: string;
+  channels: readonly string[];
+  key: string | undefined;
+  members: Set<Member>;
+  batch: HubEvent[];
+}
+
+/** One subscription, with the id it has been written up to. */
+interface Member {
+  subscriber: Subscriber;
+  options: SubscribeOptions;
+  group: Group;
+  /** Every event at or below this id has been written (or predates the subscription); undefined before the first catch-up. */
+  upTo: number | undefined;
+  /** True while catching up: live events wait in `held`. */
+  replaying: boolean;
+  held: HubEvent[] | undefined;
+  heldBytes: number;
+  /** Bumped by every catch-up; one that finds it changed was overtaken and drops its result. */
+  generation: number;
+  closed: boolean;
+  /** For a new client: the newest id when it connected, asked for at once. */
+  position: Promise<number | undefined> | undefined;
+}
+
+/** What a catch-up writes before going live, and the id it brings the subscriber up to. */
+interface CatchUp {
+  frames: Buffer;
+  upTo: number;
+}
+
+/** Live events held for one subscriber during its catch-up, at most; past it, the catch-up starts over. */
+const MAX_HELD_BYTES = 8 * 1024 * 1024;
+
+export class Hub implements PubSub {
+  readonly #store: HubStore;
+  readonly #log: Logger;
+  /** The channels followed in this process, and the groups following each. */
+  readonly #channels = new Map<string, Set<Group>>();
+  readonly #groups = new Map<string, Group>();
+  readonly #members = new Set<Member>();
+  readonly #listeners = new ListenerCounts();
+  #pending: HubEvent[] = [];
+  #flushScheduled = false;
+  #closed = false;
+  readonly stats: HubStats = { published: 0, delivered: 0, resets: 0 };
+
+  constructor(store: HubStore, logger: Logger) {
+    this.#store = store;
+    this.#log = logger;
+    store.attach({
+      receive: (event) => this.#receive(event),
+      resync: () => {
+        for (const member of this.#members) void this.#catchUpAndGoLive(member);
+      },
+    });
+  }
+
+  get available(): boolean {
+    return this.#store.available;
+  }
+
+  get lastId(): number {
+    return this.#store.lastId;
+  }
+
+  /** Live subscriptions (a connection following three channels counts once). */
+  get subscriberCount(): number {
+    return this.#members.size;
+  }
+
+  get channelCount(): number {
+    return this.#store.channelCount;
+  }
+
+  listenersOf(channel: string): number {
+    return this.#listeners.of(channel);
+  }
+
+  /**
+   * Calls `watcher(true)` when `channel` gains its first listener here and `watcher(false)`
+   * when it loses its last, so demo timers run only while someone is listening.
+   */
+  onDemand(channel: string, watcher: (listening: boolean) => void): () => void {
+    return this.#listeners.watch(channel, watcher);
+  }
+
+  holdLease(name: string, ttlMs: number): Promise<boolean> {
+    return this.#store.holdLease(name, ttlMs);
+  }
+
+  /**
+   * Stores one event and resolves with its id. Events keep the order of the calls: each store
+   * takes the id in the call itself (memory) or in one ordered connection (Redis).
+   */
+  async publish(input: PublishInput): Promise<{ id: number }> {
+    // Refuse what cannot be framed (a line break in `event`) before anything is stored.
+    formatEvent({ event: input.event, data: '' });
+    const id = await this.#store.append(input);
+    this.stats.published += 1;
+    return { id };
+  }
+
+  /**
+   * Attaches a subscriber and returns its detach function at once; the catch-up runs behind
+   * it. Live events arriving before the catch-up is written are held for it, not lost.
+   */
+  subscribe(subscriber: Subscriber, options: SubscribeOptions): () => void {
+    const group = this.#join(options);
+    const member: Member = {
+      subscriber,
+      options,
+      group,
+      upTo: undefined,
+      replaying: true,
+      held: undefined,
+      heldBytes: 0,
+      generation: 0,
+      closed: false,
+      // Asked now, not after the catch-up's round trips: a client that publishes as soon as
+      // its stream opens must find its event after this position.
+      position:
+        options.lastEventId === undefined && !options.snapshot
+          ? this.#store.position().catch((error: unknown) => {
+              this.#log('hub.position_failed', { error: String((error as Error)?.message ?? error) });
+              return undefined;
+            })
+          : undefined,
+    };
+    group.members.add(member);
+    this.#members.add(member);
+    this.#listeners.change(group.channels, +1);
+    void this.#catchUpAndGoLive(member);
+    return () => {
+      if (member.closed) return;
+      member.closed = true;
+      this.#members.delete(member);
+      this.#listeners.change(group.channels, -1);
+      this.#leave(group, member);
+    };
+  }
+
+  /**
+   * Brings one subscriber up to date, then lets it go live. Runs when it subscribes, and again
+   * for everyone after the store says live events may have been missed; a newer run overtakes
+   * an older one. While the store is unreachable it waits, and tries again when it is back.
+   */
+  async #catchUpAndGoLive(member: Member): Promise<void> {
+    const generation = ++member.generation;
+    member.replaying = true;
+    // Whatever was held is older than what the new catch-up will read: it reads from the same id.
+    member.held = undefined;
+    member.heldBytes = 0;
+    const stale = () => member.closed || member.generation !== generation || this.#closed;
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(100 * attempt, 1000)).unref());
+      await this.#store.whenAvailable();
+      if (stale()) return;
+      try {
+        // Live delivery must be on before history is read: then every event is either in
+        // what is read, or arrives live (held), or both (dropped by id).
+        await Promise.all(member.group.channels.map((name) => this.#store.follow(name)));
+        if (stale()) return;
+        const catchUp = await this.#catchUp(member);
+        if (stale()) return;
+        this.#goLive(member, catchUp);
+        return;
+      } catch (error) {
+        if (stale()) return;
+        this.#log('hub.replay_failed', { error: String((error as Error)?.message ?? error), attempt });
+      }
+    }
+  }
+
+  /** What a subscriber needs before it goes live: a replay, a `reset`, or a snapshot. */
+  async #catchUp(member: Member): Promise<CatchUp> {
+    const { channels, snapshot, lastEventId } = member.options;
+    const from = member.upTo ?? lastEventId;
+    if (from === undefined) {
+      if (snapshot) return this.#snapshot(snapshot);
+      // A new client starts where the hub stood when it connected. The lone `id:` frame sets
+      // the browser's lastEventId without dispatching an event: if this connection drops
+      // before its channels publish anything, the reconnect still says where it was.
+      const position = (await member.position) ?? (await this.#store.position());
+      member.position = undefined;
+      const view = await this.#store.read(channels, position);
+      const idOnly = Buffer.from(formatEvent({ id: String(position) }));
+      return { frames: Buffer.concat([idOnly, ...this.#missed(member, view)]), upTo: view.asOf };
+    }
+    const view = await this.#store.read(channels, from);
+    const reason = gapReason(view, from);
+    if (reason !== undefined) {
+      this.stats.resets += 1;
+      if (snapshot) return this.#snapshot(snapshot);
+      const reset = formatEvent({ event: 'reset', id: String(view.asOf), data: JSON.stringify({ reason }) });
+      return { frames: Buffer.from(reset), upTo: view.asOf };
+    }
+    return { frames: Buffer.concat(this.#missed(member, view)), upTo: view.asOf };
+  }
+
+  /** The frames of the events a member follows (its key, if it has one). */
+  #missed(member: Member, view: HistoryView): Buffer[] {
+    const { key } = member.options;
+    return view.events.filter((event) => key === undefined || event.key === key).map((event) => event.frame);
+  }
+
+  async #snapshot(snapshot: NonNullable<SubscribeOptions['snapshot']>): Promise<CatchUp> {
+    const taken: Snapshot = await snapshot(this.#store.lastId);
+    return { frames: Buffer.from(taken.frames), upTo: taken.upTo };
+  }
+
+  /** Writes the catch-up, then the held live events it does not already cover, and goes live. */
+  #goLive(member: Member, { frames, upTo }: CatchUp): void {
+    if (frames.length > 0) member.subscriber.write(frames);
+    // Assigned, not raised: after a store lost its data, a reset may move the position back.
+    member.upTo = upTo;
+    const newer = (member.held ?? []).filter((event) => event.id > upTo);
+    member.held = undefined;
+    member.heldBytes = 0;
+    member.replaying = false;
+    if (newer.length > 0) {
+      member.subscriber.write(Buffer.concat(newer.map((event) => event.frame)));
+      member.upTo = newer.at(-1)!.id;
+      this.stats.delivered += newer.length;
+    }
+  }
+
+  /** A stored event, from the store: delivered with the others of this turn. */
+  #receive(event: HubEvent): void {
+    this.#pending.push(event);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /**
+   * Writes every event received so far, one buffer per group. Stores hand events over in id
+   * order, so each batch is in id order too. A member that is catching up holds the events
+   * instead; one whose id is already past some of them (its replay read them too) gets only
+   * the newer ones.
+   */
+  flush(): void {
+    this.#flushScheduled = false;
+    if (this.#pending.length === 0) return;
+    const pending = this.#pending;
+    this.#pending = [];
+    const touched = new Set<Group>();
+    for (const event of pending) {
+      for (const group of this.#channels.get(event.channel) ?? []) {
+        if (group.key !== undefined && group.key !== event.key) continue;
+        group.batch.push(event);
+        touched.add(group);
+      }
+    }
+    for (const group of touched) {
+      const events = group.batch;
+      group.batch = [];
+      let shared: Buffer | undefined;
+      // A slow member may be cut off inside write(); deleting from a Set mid-loop is safe.
+      for (const member of group.members) {
+        if (member.replaying) {
+          this.#hold(member, events);
+          continue;
+        }
+        const upTo = member.upTo ?? 0;
+        const fresh = events[0]!.id > upTo ? events : events.filter((event) => event.id > upTo);
+        if (fresh.length === 0) continue;
+        const bytes =
+          fresh === events
+            ? (shared ??= events.length === 1 ? events[0]!.frame : Buffer.concat(events.map((event) => event.frame)))
+            : Buffer.concat(fresh.map((event) => event.frame));
+        member.upTo = fresh.at(-1)!.id;
+        member.subscriber.write(bytes);
+        this.stats.delivered += fresh.length;
+      }
+    }
+  }
+
+  /** Holds live events for a member that is catching up; past the bound, it starts over instead. */
+  #hold(member: Member, events: HubEvent[]): void {
+    (member.held ??= []).push(...events);
+    for (const event of events) member.heldBytes += event.frame.length;
+    // Starting over drops what was held: the new catch-up reads it from the store.
+    if (member.heldBytes > MAX_HELD_BYTES) void this.#catchUpAndGoLive(member);
+  }
+
+  #join({ channels, key }: SubscribeOptions): Group {
+    const name = JSON.stringify([[...channels].sort(), key ?? null]);
+    let group = this.#groups.get(name);
+    if (!group) {
+      group = { name, channels: [...channels], key, members: new Set(), batch: [] };
+      this.#groups.set(name, group);
+      for (const channel of channels) {
+        let groups = this.#channels.get(channel);
+        if (!groups) this.#channels.set(channel, (groups = new Set()));
+        groups.add(group);
+      }
+    }
+    return group;
+  }
+
+  #leave(group: Group, member: Member): void {
+    group.members.delete(member);
+    if (group.members.size > 0) return;
+    this.#groups.delete(group.name);
+    for (const channel of group.channels) {
+      const groups = this.#channels.get(channel);
+      if (!groups) continue;
+      groups.delete(group);
+      if (groups.size > 0) continue;
+      this.#channels.delete(channel);
+      this.#store.unfollow(channel);
+    }
+  }
+
+  /** Closes the store; catch-ups still waiting give up. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#store.close();
+  }
+}
+
+/** Why replay after `from` cannot be complete, or undefined when it can. */
+function gapReason(view: HistoryView, from: number): string | undefined {
+  // Below the origin: from before a restart that lost history. Above asOf: never handed out.
+  if (from < view.origin || from > view.asOf) return 'unknown-id';
+  if (view.evictedUpTo.some((evicted) => evicted > from)) return 'history-exceeded';
+  return undefined;
+}
