@@ -4,13 +4,13 @@
  *
  * It shows the resume protocol in its smallest form: a browser that loses the connection
  * reconnects with `Last-Event-ID: n` and continues at sentence n + 1. Once the paragraph is
- * finished, a reconnect gets 204 No Content, the one answer that makes `EventSource` stop
- * reconnecting for good.
+ * finished, a reconnect gets 204 No Content: any answer but 200 makes `EventSource` stop
+ * reconnecting for good, and 204 is the one that says "done" rather than "error".
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HttpError } from '../http/json.ts';
 import type { OpenStream } from '../http/stream-limits.ts';
-import { lastEventId } from '../sse/stream.ts';
+import { lastEventId } from '../sse/resume.ts';
 
 export const SENTENCES = [
   'Server-Sent Events let a server push text to the browser over one long HTTP response.',

@@ -1,10 +1,10 @@
 /**
  * What a `Last-Event-ID` means to the hub: a position in its one id space, sent by a client
- * that reconnects (lib/sse/stream.ts reads the header or `?lastEventId=`).
+ * that reconnects (lib/sse/resume.ts reads the header or `?lastEventId=`).
  */
 import type { IncomingMessage } from 'node:http';
 import { HttpError } from '../http/json.ts';
-import { lastEventId } from '../sse/stream.ts';
+import { lastEventId } from '../sse/resume.ts';
 
 /**
  * Parses `Last-Event-ID` for the hub: absent or empty means "new client"; anything but a

@@ -34,18 +34,6 @@ function streamHeaders(req: IncomingMessage): Record<string, string> {
   return headers;
 }
 
-/**
- * The id the client saw last, if it says: browsers send the `Last-Event-ID` header when they
- * reconnect; clients that cannot set headers (a first `EventSource` connection, for one) may
- * pass `?lastEventId=` instead. The header wins when both are present. What the id means is
- * the route's business: a sentence number, or a position in the hub's history.
- */
-export function lastEventId(req: IncomingMessage, url: URL): string | undefined {
-  const header = req.headers['last-event-id'];
-  if (header !== undefined) return Array.isArray(header) ? header.join(', ') : header;
-  return url.searchParams.get('lastEventId') ?? undefined;
-}
-
 /** Why a stream ended: counted by the metrics, and useful in logs. */
 export type CloseReason = 'client' | 'done' | 'slow' | 'stalled' | 'shutdown';
 
