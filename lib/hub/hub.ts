@@ -59,9 +59,22 @@ interface CatchUp {
 /** Live events held for one subscriber during its catch-up, at most; past it, the catch-up starts over. */
 const MAX_HELD_BYTES = 8 * 1024 * 1024;
 
+export interface HubOptions {
+  logger: Logger;
+  /**
+   * The most bytes one replay may write (the streams' backlog bound). A replay is one write
+   * to a client that may not read at all: without a bound, a few old `Last-Event-ID`s on
+   * never-reading sockets would make the server hold whole histories in memory. Past it, the
+   * client gets `reset` (or a snapshot) instead, which is what it would get anyway once it
+   * fell that far behind live.
+   */
+  maxReplayBytes: number;
+}
+
 export class Hub implements PubSub {
   readonly #store: HubStore;
   readonly #log: Logger;
+  readonly #maxReplayBytes: number;
   /** The channels followed in this process, and the groups following each. */
   readonly #channels = new Map<string, Set<Group>>();
   readonly #groups = new Map<string, Group>();
@@ -72,9 +85,10 @@ export class Hub implements PubSub {
   #closed = false;
   readonly stats: HubStats = { published: 0, delivered: 0, resets: 0 };
 
-  constructor(store: HubStore, logger: Logger) {
+  constructor(store: HubStore, options: HubOptions) {
     this.#store = store;
-    this.#log = logger;
+    this.#log = options.logger;
+    this.#maxReplayBytes = options.maxReplayBytes;
     store.attach({
       receive: (event) => this.#receive(event),
       resync: () => {
@@ -212,23 +226,38 @@ export class Hub implements PubSub {
       member.position = undefined;
       const view = await this.#store.read(channels, position);
       const idOnly = Buffer.from(formatEvent({ id: String(position) }));
-      return { frames: Buffer.concat([idOnly, ...this.#missed(member, view)]), upTo: view.asOf };
+      const missed = this.#missed(member, view);
+      if (missed !== undefined) return { frames: Buffer.concat([idOnly, ...missed]), upTo: view.asOf };
+      return this.#reset(view, 'too-much-to-replay', snapshot);
     }
     const view = await this.#store.read(channels, from);
     const reason = gapReason(view, from);
-    if (reason !== undefined) {
-      this.stats.resets += 1;
-      if (snapshot) return this.#snapshot(snapshot);
-      const reset = formatEvent({ event: 'reset', id: String(view.asOf), data: JSON.stringify({ reason }) });
-      return { frames: Buffer.from(reset), upTo: view.asOf };
-    }
-    return { frames: Buffer.concat(this.#missed(member, view)), upTo: view.asOf };
+    if (reason !== undefined) return this.#reset(view, reason, snapshot);
+    const missed = this.#missed(member, view);
+    if (missed === undefined) return this.#reset(view, 'too-much-to-replay', snapshot);
+    return { frames: Buffer.concat(missed), upTo: view.asOf };
   }
 
-  /** The frames of the events a member follows (its key, if it has one). */
-  #missed(member: Member, view: HistoryView): Buffer[] {
+  /** The frames of the events a member follows (its key, if it has one), or undefined past the replay bound. */
+  #missed(member: Member, view: HistoryView): Buffer[] | undefined {
     const { key } = member.options;
-    return view.events.filter((event) => key === undefined || event.key === key).map((event) => event.frame);
+    const frames: Buffer[] = [];
+    let bytes = 0;
+    for (const event of view.events) {
+      if (key !== undefined && event.key !== key) continue;
+      bytes += event.frame.length;
+      if (bytes > this.#maxReplayBytes) return undefined;
+      frames.push(event.frame);
+    }
+    return frames;
+  }
+
+  /** Instead of a replay that cannot be complete (or would be too large): a snapshot, or `reset`. */
+  async #reset(view: HistoryView, reason: string, snapshot: SubscribeOptions['snapshot']): Promise<CatchUp> {
+    this.stats.resets += 1;
+    if (snapshot) return this.#snapshot(snapshot);
+    const reset = formatEvent({ event: 'reset', id: String(view.asOf), data: JSON.stringify({ reason }) });
+    return { frames: Buffer.from(reset), upTo: view.asOf };
   }
 
   async #snapshot(snapshot: NonNullable<SubscribeOptions['snapshot']>): Promise<CatchUp> {

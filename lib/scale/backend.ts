@@ -30,7 +30,7 @@ export function createBackend(config: Config, logger: Logger): Backend {
   if (config.redisUrl === undefined) {
     const historyFile = join(config.dataDir, 'history.json');
     const store = new MemoryStore({ historySize, maxChannels, saved: takeSavedHistory(historyFile) });
-    const hub = new Hub(store, logger);
+    const hub = new Hub(store, { logger, maxReplayBytes: config.maxBacklogBytes });
     // The order store creates DATA_DIR; the secret is kept beside the orders.
     const orders = new OrderStore(config.dataDir, { maxOrders, hub, logger });
     const secret = loadSecret(config.dataDir, config.orderSecret);
@@ -45,7 +45,7 @@ export function createBackend(config: Config, logger: Logger): Backend {
     };
   }
   const store = new RedisStore({ url: config.redisUrl, prefix: config.redisPrefix, historySize, maxChannels, logger });
-  const hub = new Hub(store, logger);
+  const hub = new Hub(store, { logger, maxReplayBytes: config.maxBacklogBytes });
   const orders = new RedisOrderStore(store, { maxOrders });
   return {
     hub,
