@@ -10,6 +10,7 @@ import type { ServerResponse } from 'node:http';
 import { runWhileListening } from './demo-timer.ts';
 import { sendJson } from '../http/json.ts';
 import type { Logger } from '../http/log.ts';
+import type { Route } from '../http/router.ts';
 import { DEFAULT_CHANNEL } from '../hub/channels.ts';
 import type { PubSub } from '../hub/pubsub.ts';
 
@@ -87,16 +88,19 @@ function describeFailure(error: unknown): string {
   return typeof cause?.code === 'string' ? cause.code : 'unreachable';
 }
 
-/** `GET /request_status`: probe now, publish, and answer with the same JSON. */
-export async function handleRequestStatus(monitor: StatusMonitor, res: ServerResponse): Promise<void> {
-  sendJson(res, 200, await monitor.probe());
+export function monitorRoutes(monitor: StatusMonitor): Route[] {
+  return [
+    // Probe now, publish, and answer with the same JSON.
+    { method: 'GET', path: '/request_status', handle: async (_req, res) => sendJson(res, 200, await monitor.probe()) },
+    { method: 'GET', path: '/demo/flaky', handle: (_req, res) => handleFlaky(res) },
+  ];
 }
 
 /**
  * `GET /demo/flaky`: the default probe target, built to keep the panel lively: latency
  * between 20 and 800 ms, and one answer in ten a 503.
  */
-export function handleFlaky(res: ServerResponse): void {
+function handleFlaky(res: ServerResponse): void {
   const delayMs = 20 + Math.round(780 * Math.random() ** 2);
   const timer = setTimeout(() => {
     if (Math.random() < 0.1) sendJson(res, 503, { error: 'Flaky demo endpoint: failing this time, on purpose' });

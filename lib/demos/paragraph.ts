@@ -9,6 +9,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HttpError } from '../http/json.ts';
+import type { Route } from '../http/router.ts';
 import type { OpenStream } from '../http/stream-limits.ts';
 import { lastEventId } from '../sse/resume.ts';
 
@@ -29,7 +30,7 @@ function integerIn(name: string, text: string, min: number, max: number): number
   return value;
 }
 
-export function handleParagraph(
+function handleParagraph(
   openStream: OpenStream,
   req: IncomingMessage,
   res: ServerResponse,
@@ -59,4 +60,8 @@ export function handleParagraph(
     }
   }, intervalMs);
   stream.onClose(() => clearInterval(timer));
+}
+
+export function paragraphRoutes(openStream: OpenStream): Route[] {
+  return [{ method: 'GET', path: '/events', handle: (req, res, url) => handleParagraph(openStream, req, res, url) }];
 }

@@ -6,7 +6,9 @@
  * must not grow it without end, so past `maxAddresses` the stalest bucket is forgotten, which
  * at worst hands that address a fresh allowance.
  */
+import type { ClientAddress } from './addresses.ts';
 import { HttpError } from './json.ts';
+import type { Handler } from './router.ts';
 
 interface Bucket {
   tokens: number;
@@ -41,4 +43,14 @@ export class RateLimiter {
     }
     bucket.tokens -= 1;
   }
+}
+
+/** Wraps a public write's handler so that each call first spends one of its caller's tokens. */
+export function rateLimited(perMinute: number, action: string, clientAddress: ClientAddress, handle: Handler): Handler {
+  // One limiter per action: sending chat messages does not use up the budget for orders.
+  const limiter = new RateLimiter(perMinute);
+  return (req, res, url, params) => {
+    limiter.take(clientAddress(req) ?? 'unknown', action);
+    return handle(req, res, url, params);
+  };
 }

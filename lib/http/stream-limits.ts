@@ -10,6 +10,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { StreamRegistry } from '../sse/registry.ts';
 import { openStream, type SseStream, type StreamOptions } from '../sse/stream.ts';
+import type { ClientAddress } from './addresses.ts';
 import { HttpError } from './json.ts';
 
 /** What routes call to answer with an event stream: admission first, then the protocol. */
@@ -19,8 +20,8 @@ export interface StreamLimitOptions extends StreamOptions {
   registry: StreamRegistry;
   maxStreams: number;
   maxStreamsPerAddress: number;
-  /** Where a request comes from (lib/http/addresses.ts). */
-  clientAddress: (req: IncomingMessage) => string | undefined;
+  /** Where a request comes from (./addresses.ts). */
+  clientAddress: ClientAddress;
 }
 
 export function limitedStreams(options: StreamLimitOptions): OpenStream {

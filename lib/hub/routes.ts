@@ -9,24 +9,29 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { requirePublisher } from '../http/access.ts';
 import { HttpError, readFields, sendJson } from '../http/json.ts';
+import { rateLimited } from '../http/rate-limit.ts';
+import type { Route, RouteContext } from '../http/router.ts';
 import type { PubSub } from './pubsub.ts';
-import type { OpenStream } from '../http/stream-limits.ts';
 import { checkChannel, DEFAULT_CHANNEL, MAX_CHANNELS_PER_STREAM } from './channels.ts';
 import { parseLastEventId } from './event-ids.ts';
 
-/** Publish bodies are small; a bound keeps one request from filling memory (413 past it). */
-export const MAX_BODY_BYTES = 64 * 1024;
-
-export interface PubSubContext {
+export interface HubContext extends RouteContext {
   hub: PubSub;
-  openStream: OpenStream;
-  publishKey: string | undefined;
-  clientAddress(req: IncomingMessage): string | undefined;
-  /** Largest request body accepted (413 past it). */
-  maxBodyBytes: number;
 }
 
-export function handleStream(context: PubSubContext, req: IncomingMessage, res: ServerResponse, url: URL): void {
+export function hubRoutes(context: HubContext): Route[] {
+  return [
+    { method: 'GET', path: '/stream', handle: (req, res, url) => handleStream(context, req, res, url) },
+    { method: 'POST', path: '/publish', handle: (req, res) => handlePublish(context, req, res) },
+    {
+      method: 'POST',
+      path: '/messages',
+      handle: rateLimited(context.postsPerMinute, 'send messages', context.clientAddress, (req, res) => handleMessages(context, req, res)),
+    },
+  ];
+}
+
+function handleStream(context: HubContext, req: IncomingMessage, res: ServerResponse, url: URL): void {
   const requested = url.searchParams.getAll('channel');
   const channels = [...new Set(requested.length > 0 ? requested : [DEFAULT_CHANNEL])];
   if (channels.length > MAX_CHANNELS_PER_STREAM) {
@@ -40,7 +45,7 @@ export function handleStream(context: PubSubContext, req: IncomingMessage, res: 
   stream.onClose(unsubscribe);
 }
 
-export async function handlePublish(context: PubSubContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handlePublish(context: HubContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   requirePublisher(req, context.clientAddress(req), context.publishKey);
   const body = await readFields(req, context.maxBodyBytes);
   const channel = checkChannel(body['channel'], 'publish');
@@ -58,7 +63,7 @@ export async function handlePublish(context: PubSubContext, req: IncomingMessage
 /** The chat's message limit, counted in characters (code points), not UTF-16 units or bytes. */
 const MAX_MESSAGE_CHARACTERS = 2000;
 
-export async function handleMessages(context: PubSubContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handleMessages(context: HubContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const body = await readFields(req, context.maxBodyBytes, { form: true });
   const channel = checkChannel(body['channel'], 'send a message');
   const message = body['message'];

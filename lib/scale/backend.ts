@@ -1,7 +1,7 @@
 /**
  * Chooses where channels and orders live: in this process (the default, no dependencies), or
  * in Redis when REDIS_URL is set, so several processes share them. Either way the hub is the
- * same `Hub` (lib/hub/hub.ts) over a different store; `server.ts` wires the result, and
+ * same `Hub` (lib/hub/hub.ts) over a different store; `server.ts` mounts the result, and
  * everything else depends only on the `PubSub` and `Orders` interfaces.
  */
 import { join } from 'node:path';
@@ -19,8 +19,10 @@ import { RedisStore } from './redis-store.ts';
 export interface Backend {
   hub: PubSub;
   orders: Orders;
-  /** Connects (Redis) and resolves with the secret for order watch tokens. */
-  start(): Promise<Buffer>;
+  /** Connects (Redis), and learns the secret for order watch tokens. */
+  start(): Promise<void>;
+  /** The key for order watch tokens; known once `start` has resolved. */
+  watchSecret(): Buffer;
   /** At shutdown: saves the in-process history for the next run, or disconnects from Redis. */
   stop(): Promise<void>;
 }
@@ -37,7 +39,8 @@ export function createBackend(config: Config, logger: Logger): Backend {
     return {
       hub,
       orders,
-      start: async () => secret,
+      start: async () => {},
+      watchSecret: () => secret,
       stop: async () => {
         hub.flush();
         await saveHistory(historyFile, store);
@@ -47,12 +50,17 @@ export function createBackend(config: Config, logger: Logger): Backend {
   const store = new RedisStore({ url: config.redisUrl, prefix: config.redisPrefix, historySize, maxChannels, logger });
   const hub = new Hub(store, { logger, maxReplayBytes: config.maxBacklogBytes });
   const orders = new RedisOrderStore(store, { maxOrders });
+  let secret: Buffer | undefined;
   return {
     hub,
     orders,
     async start() {
       await store.start();
-      return orders.secret(config.orderSecret);
+      secret = await orders.secret(config.orderSecret);
+    },
+    watchSecret() {
+      if (secret === undefined) throw new Error('The order watch secret is known only once the Redis backend has started');
+      return secret;
     },
     stop: () => hub.close(),
   };

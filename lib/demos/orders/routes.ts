@@ -12,22 +12,34 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { requirePublisher } from '../../http/access.ts';
 import { HttpError, readFields, sendJson } from '../../http/json.ts';
-import type { OpenStream } from '../../http/stream-limits.ts';
+import { rateLimited } from '../../http/rate-limit.ts';
+import type { Route, RouteContext } from '../../http/router.ts';
 import type { PubSub } from '../../hub/pubsub.ts';
 import { parseLastEventId } from '../../hub/event-ids.ts';
-import { MAX_BODY_BYTES } from '../../hub/routes.ts';
 import { ORDERS_CHANNEL, snapshotFrames } from './events.ts';
 import { isOrderStatus, ORDER_STATUSES } from './model.ts';
 import type { Orders } from './store.ts';
 import { requireToken, watchToken } from './tokens.ts';
 
-export interface OrderContext {
+export interface OrderContext extends RouteContext {
   hub: PubSub;
   orders: Orders;
-  openStream: OpenStream;
-  publishKey: string | undefined;
-  secret: Buffer;
-  clientAddress(req: IncomingMessage): string | undefined;
+  /** The key for watch tokens; a function because with Redis it is known only once connected. */
+  secret(): Buffer;
+}
+
+export function orderRoutes(context: OrderContext): Route[] {
+  return [
+    {
+      method: 'POST',
+      path: '/orders',
+      handle: rateLimited(context.postsPerMinute, 'place orders', context.clientAddress, (req, res) => handleCreateOrder(context, req, res)),
+    },
+    { method: 'GET', path: '/orders', handle: (req, res) => handleListOrders(context, req, res) },
+    { method: 'GET', path: '/orders/:id', handle: (req, res, url, { id }) => handleGetOrder(context, req, res, url, id!) },
+    { method: 'POST', path: '/orders/:id/status', handle: (req, res, _url, { id }) => handleSetStatus(context, req, res, id!) },
+    { method: 'GET', path: '/order_monitor', handle: (req, res, url) => handleOrderMonitor(context, req, res, url) },
+  ];
 }
 
 /** Reads `?order=&token=`, or checks publisher access for all orders. Returns the order id, if one. */
@@ -37,12 +49,12 @@ function authorizeWatch(context: OrderContext, req: IncomingMessage, url: URL): 
     requirePublisher(req, context.clientAddress(req), context.publishKey);
     return undefined;
   }
-  requireToken(context.secret, orderId, url.searchParams.get('token'));
+  requireToken(context.secret(), orderId, url.searchParams.get('token'));
   return orderId;
 }
 
-export async function handleCreateOrder(context: OrderContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const body = await readFields(req, MAX_BODY_BYTES);
+async function handleCreateOrder(context: OrderContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const body = await readFields(req, context.maxBodyBytes);
   const item = body['item'] ?? 'A parcel';
   const demo = body['demo'] ?? false;
   if (typeof item !== 'string' || item.trim() === '' || [...item].length > 100) {
@@ -50,35 +62,35 @@ export async function handleCreateOrder(context: OrderContext, req: IncomingMess
   }
   if (typeof demo !== 'boolean') throw new HttpError(400, 'Cannot create an order: demo must be true or false');
   const order = await context.orders.create({ item: item.trim(), demo });
-  const token = watchToken(context.secret, order.id);
+  const token = watchToken(context.secret(), order.id);
   const watch = `/order_monitor?order=${encodeURIComponent(order.id)}&token=${encodeURIComponent(token)}`;
   sendJson(res, 201, { order, token, watch }, { Location: `/orders/${encodeURIComponent(order.id)}` });
 }
 
-export async function handleListOrders(context: OrderContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handleListOrders(context: OrderContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   requirePublisher(req, context.clientAddress(req), context.publishKey);
   sendJson(res, 200, { orders: await context.orders.list() });
 }
 
-export async function handleGetOrder(context: OrderContext, req: IncomingMessage, res: ServerResponse, url: URL, id: string): Promise<void> {
+async function handleGetOrder(context: OrderContext, req: IncomingMessage, res: ServerResponse, url: URL, id: string): Promise<void> {
   // The order's own token, or publisher access: the same rule as watching it.
-  if (url.searchParams.has('token')) requireToken(context.secret, id, url.searchParams.get('token'));
+  if (url.searchParams.has('token')) requireToken(context.secret(), id, url.searchParams.get('token'));
   else requirePublisher(req, context.clientAddress(req), context.publishKey);
   const order = await context.orders.get(id);
   if (!order) throw new HttpError(404, `No order ${JSON.stringify(id)}`);
   sendJson(res, 200, order);
 }
 
-export async function handleSetStatus(context: OrderContext, req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
+async function handleSetStatus(context: OrderContext, req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
   requirePublisher(req, context.clientAddress(req), context.publishKey);
-  const { status } = await readFields(req, MAX_BODY_BYTES);
+  const { status } = await readFields(req, context.maxBodyBytes);
   if (!isOrderStatus(status)) {
     throw new HttpError(400, `Cannot update order: status must be one of ${ORDER_STATUSES.join(', ')}`);
   }
   sendJson(res, 200, await context.orders.setStatus(id, status));
 }
 
-export async function handleOrderMonitor(context: OrderContext, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+async function handleOrderMonitor(context: OrderContext, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
   const orderId = authorizeWatch(context, req, url);
   const lastId = parseLastEventId(req, url);
   if (orderId !== undefined) {

@@ -1,0 +1,89 @@
+/**
+ * The `node:http` server every route runs in, and the path each request takes through it:
+ * logged when it ends → CORS headers → URL parsed → preflight answered → writes counted for
+ * shutdown → routed → errors answered as JSON.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ClientAddress } from './addresses.ts';
+import type { Config } from './config.ts';
+import { corsHeaders, PREFLIGHT_HEADERS } from './cors.ts';
+import { answerClientError, answerError } from './errors.ts';
+import { HttpError } from './json.ts';
+import type { Logger } from './log.ts';
+import { logWhenDone } from './request-log.ts';
+import { router, type Route } from './router.ts';
+import type { AcceptedWrites } from './shutdown.ts';
+import { serveStatic } from './static.ts';
+
+export interface HttpServerOptions {
+  config: Config;
+  routes: readonly Route[];
+  clientAddress: ClientAddress;
+  writes: AcceptedWrites;
+  logger: Logger;
+}
+
+export function createHttpServer({ config, routes, clientAddress, writes, logger }: HttpServerOptions): Server {
+  const route = router(routes, (req, res) => serveStatic(config.publicDir, req, res));
+
+  async function dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // Set first, so every answer below (stream, JSON, error) carries them.
+    const cors = corsHeaders(req.headers.origin, config.allowedOrigins);
+    for (const [name, value] of Object.entries(cors)) res.setHeader(name, value);
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      throw new HttpError(400, 'Request target is not a valid URL');
+    }
+    if (req.method === 'OPTIONS') {
+      if (!('Access-Control-Allow-Origin' in cors)) throw new HttpError(403, 'This origin is not allowed (ALLOWED_ORIGINS)');
+      res.writeHead(204, PREFLIGHT_HEADERS).end();
+      return;
+    }
+    if (req.method === 'POST') writes.admit(req, res);
+    return route(req, res, url, {});
+  }
+
+  const server = createServer(
+    {
+      // Slowloris defence: a client gets this long to send its headers, and its whole request.
+      // Neither limit touches a response in progress, so live streams are never cut by them.
+      headersTimeout: config.headersTimeoutMs,
+      requestTimeout: config.requestTimeoutMs,
+      // How often Node checks those deadlines (its default, 30 s, would let them slip).
+      connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
+      // Events are small writes that must leave at once; Nagle's algorithm would hold them
+      // back waiting for more. (Node's default since v18; stated because SSE depends on it.)
+      noDelay: true,
+    },
+    (req, res) => {
+      logWhenDone(req, res, clientAddress, logger);
+      Promise.resolve()
+        .then(() => dispatch(req, res))
+        .catch((error: unknown) => answerError(req, res, error, logger));
+    },
+  );
+  server.on('clientError', answerClientError);
+  return server;
+}
+
+/** Listens on `host:port` (port 0 → a free one) and resolves to the server's base URL. */
+export async function listen(server: Server, port: number, host: string): Promise<URL> {
+  await new Promise<void>((resolveListen, rejectListen) => {
+    server.once('error', rejectListen);
+    server.listen(port, host, () => {
+      server.off('error', rejectListen);
+      resolveListen();
+    });
+  });
+  return baseUrl(server);
+}
+
+/** Where this server can be reached from this machine: loopback when it listens on every address. */
+export function baseUrl(server: Server): URL {
+  const { address, port } = server.address() as AddressInfo;
+  const host = address === '0.0.0.0' || address === '::' ? '127.0.0.1' : address.includes(':') ? `[${address}]` : address;
+  return new URL(`http://${host}:${port}/`);
+}

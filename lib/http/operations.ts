@@ -1,0 +1,61 @@
+/**
+ * What operators read: `GET /healthz` for a load balancer, `GET /metrics` for Prometheus (plain
+ * text lines a scraper, or a person with curl, can read; counters only grow, gauges are a
+ * reading of now). https://prometheus.io/docs/instrumenting/exposition_formats/
+ *
+ * The hub's figures come in through `HubReadings`, the few numbers this file needs, so the
+ * HTTP layer never depends on the hub that is built on top of it.
+ */
+import type { StreamRegistry } from '../sse/registry.ts';
+import { sendJson } from './json.ts';
+import type { Route } from './router.ts';
+
+export interface HubReadings {
+  /** False while the shared store (Redis) is unreachable. */
+  readonly available: boolean;
+  readonly subscriberCount: number;
+  readonly channelCount: number;
+  readonly stats: { readonly published: number; readonly delivered: number; readonly resets: number };
+}
+
+export function renderMetrics(streams: StreamRegistry, hub: HubReadings): string {
+  const lines: string[] = [];
+  const metric = (name: string, type: 'gauge' | 'counter', help: string, samples: Array<[string, number]>) => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [labels, value] of samples) lines.push(`${name}${labels} ${value}`);
+  };
+  metric('sse_open_connections', 'gauge', 'Event streams open now.', [['', streams.size]]);
+  metric('sse_subscribers', 'gauge', 'Hub subscriptions now (one per /stream connection).', [['', hub.subscriberCount]]);
+  metric('sse_channels', 'gauge', 'Channels the hub remembers now.', [['', hub.channelCount]]);
+  metric('sse_events_published_total', 'counter', 'Events published to the hub.', [['', hub.stats.published]]);
+  metric('sse_events_delivered_total', 'counter', 'Events written to subscribers (one per subscriber per event).', [['', hub.stats.delivered]]);
+  metric('sse_replay_resets_total', 'counter', 'Reconnects whose Last-Event-ID history could not cover, answered with a reset event.', [['', hub.stats.resets]]);
+  metric('sse_clients_dropped_total', 'counter', 'Clients disconnected by the server, by reason.', [
+    ['{reason="slow"}', streams.closed.slow],
+    ['{reason="stalled"}', streams.closed.stalled],
+  ]);
+  metric('sse_streams_closed_total', 'counter', 'Event streams that ended, by reason.', (
+    Object.entries(streams.closed).map(([reason, count]) => [`{reason="${reason}"}`, count] as [string, number])
+  ));
+  return lines.join('\n') + '\n';
+}
+
+export function operationsRoutes(streams: StreamRegistry, hub: HubReadings): Route[] {
+  return [
+    {
+      method: 'GET',
+      path: '/healthz',
+      // 200 even when degraded (Redis away): every process shares that one Redis, so a 503 would
+      // take them all out of a load balancer at once, and open streams do fine meanwhile.
+      handle: (_req, res) => sendJson(res, 200, { status: hub.available ? 'ok' : 'degraded', streams: streams.size }),
+    },
+    {
+      method: 'GET',
+      path: '/metrics',
+      handle: (_req, res) => {
+        res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Cache-Control': 'no-store' });
+        res.end(renderMetrics(streams, hub));
+      },
+    },
+  ];
+}

@@ -1,0 +1,73 @@
+/**
+ * Routing: each feature hands over a list of routes (`paragraphRoutes`, `hubRoutes`, ...), and
+ * `router` picks the one whose method and path match. A path that exists under another method
+ * gets 405 with `Allow`, as HTTP asks; anything else falls through to the static files.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ClientAddress } from './addresses.ts';
+import { HttpError } from './json.ts';
+import type { OpenStream } from './stream-limits.ts';
+
+/** `params` holds the `:name` segments of the route's path, decoded. */
+export type Handler = (req: IncomingMessage, res: ServerResponse, url: URL, params: Record<string, string>) => void | Promise<void>;
+
+export interface Route {
+  method: 'GET' | 'POST';
+  /** A path; a segment `:name` matches any one segment. */
+  path: string;
+  handle: Handler;
+}
+
+/** Matches a path's segments against a route path's, returning its parameters, or undefined. */
+function matchPath(want: readonly string[], have: readonly string[]): Record<string, string> | undefined {
+  if (want.length !== have.length) return undefined;
+  const params: Record<string, string> = {};
+  for (const [index, segment] of want.entries()) {
+    const actual = have[index]!;
+    if (segment.startsWith(':')) {
+      if (actual === '') return undefined;
+      try {
+        params[segment.slice(1)] = decodeURIComponent(actual);
+      } catch {
+        throw new HttpError(400, 'Path is not valid percent-encoding');
+      }
+    } else if (segment !== actual) {
+      return undefined;
+    }
+  }
+  return params;
+}
+
+/** One handler for all `routes`; `fallback` answers GET and HEAD requests no route claims. */
+export function router(routes: readonly Route[], fallback: Handler): Handler {
+  // Split each route's path once, not on every request.
+  const compiled = routes.map((route) => ({ route, pattern: route.path.split('/') }));
+  return (req, res, url) => {
+    const segments = url.pathname.split('/');
+    const matches = compiled.flatMap(({ route, pattern }) => {
+      const params = matchPath(pattern, segments);
+      return params ? [{ route, params }] : [];
+    });
+    const found = matches.find(({ route }) => route.method === req.method);
+    if (found) return found.route.handle(req, res, url, found.params);
+    if (matches.length > 0) {
+      const allow = matches.map(({ route }) => route.method).join(', ');
+      throw new HttpError(405, `Method ${req.method} is not allowed on ${url.pathname}`, { Allow: allow });
+    }
+    if (req.method === 'GET' || req.method === 'HEAD') return fallback(req, res, url, {});
+    throw new HttpError(405, `Method ${req.method} is not allowed on ${url.pathname}`, { Allow: 'GET, HEAD' });
+  };
+}
+
+/** What the server hands every feature's routes: how to open a stream, and the shared rules. */
+export interface RouteContext {
+  /** Opens an event stream behind the admission limits (./stream-limits.ts). */
+  openStream: OpenStream;
+  clientAddress: ClientAddress;
+  /** Who may publish: this key, or callers on this machine when it is unset (./access.ts). */
+  publishKey: string | undefined;
+  /** Largest request body accepted (413 past it). */
+  maxBodyBytes: number;
+  /** Public writes allowed per address per minute (429 past it). */
+  postsPerMinute: number;
+}
