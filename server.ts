@@ -15,7 +15,7 @@ import { baseUrl, createHttpServer, listen } from './lib/http/http-server.ts';
 import { stderrLogger, type Logger } from './lib/http/log.ts';
 import { operationsRoutes } from './lib/http/operations.ts';
 import type { RouteContext } from './lib/http/router.ts';
-import { AcceptedWrites, shutDownGracefully } from './lib/http/shutdown.ts';
+import { AcceptedWrites, onStopSignal, shutDownGracefully } from './lib/http/shutdown.ts';
 import { limitedStreams } from './lib/http/stream-limits.ts';
 import type { PubSub } from './lib/hub/pubsub.ts';
 import { hubRoutes } from './lib/hub/routes.ts';
@@ -130,23 +130,15 @@ export function createApp(options: AppOptions = {}): App {
   };
 }
 
-/** `npm start`: listen, and shut down cleanly on Ctrl-C or a service manager's SIGTERM. */
+/** `npm start`: listen, and shut down gracefully on Ctrl-C or SIGTERM. */
 async function main(): Promise<void> {
   const app = createApp(loadConfig(process.env));
-  const url = await app.listen();
-  stderrLogger('server.listening', { url: url.href });
-  let stopping = false;
-  const stop = async (signal: NodeJS.Signals): Promise<void> => {
-    // A second Ctrl-C means "now": skip the graceful part.
-    if (stopping) process.exit(1);
-    stopping = true;
+  stderrLogger('server.listening', { url: (await app.listen()).href });
+  onStopSignal(stderrLogger, async (signal) => {
     stderrLogger('server.stopping', { signal, streams: app.streams.size });
     await app.shutdown();
     stderrLogger('server.stopped');
-    process.exit(0);
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  });
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

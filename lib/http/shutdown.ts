@@ -9,6 +9,7 @@
 import { EventEmitter, once } from 'node:events';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { HttpError } from './json.ts';
+import type { Logger } from './log.ts';
 
 /** Counts the writes (POSTs) in progress, and refuses new ones once shutdown has begun. */
 export class AcceptedWrites {
@@ -68,4 +69,25 @@ export async function shutDownGracefully(steps: ShutdownSteps): Promise<void> {
   clearTimeout(timer);
   // Whatever is still open after the deadline (a client that never reads) is cut.
   server.closeAllConnections();
+}
+
+/**
+ * Runs `stop` on Ctrl-C (SIGINT) or a service manager's SIGTERM, then exits. A second signal
+ * while stopping means "now": it skips the graceful part.
+ */
+export function onStopSignal(logger: Logger, stop: (signal: NodeJS.Signals) => Promise<void>): void {
+  let stopping = false;
+  const handle = (signal: NodeJS.Signals): void => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    stop(signal).then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger('server.stop_failed', { error: String((error as Error)?.stack ?? error) });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', handle);
+  process.on('SIGTERM', handle);
 }
