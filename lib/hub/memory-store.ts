@@ -1,7 +1,7 @@
 /**
  * The hub's storage in this process: ids, and each channel's recent events for replay.
  *
- * - Ids start at the time in ms rather than at 1: after a restart, an id the browser kept from
+ * - Ids start at the time in ms rather than at 1: after a crash (no saved history), an id the browser kept from
  *   the previous run is below our first id, so the hub knows it is stale and sends `reset`,
  *   instead of mistaking it for a position in our own, unrelated history.
  * - Each channel keeps its last `historySize` events in a ring; the newest id that fell out is

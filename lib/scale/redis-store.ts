@@ -9,7 +9,7 @@
  * - **Ids.** One counter (`<prefix>id`), incremented by every publish, keeps the one ordered
  *   numeric id space, so one `Last-Event-ID` still says where a connection stopped in every
  *   channel, on whichever process it reconnects to. The counter starts at the time in ms (set
- *   only if missing), so after Redis loses its data, old ids look old, as after a restart of
+ *   only if missing), so after Redis loses its data, old ids look old, as after a crash of
  *   one process.
  * - **History.** Each channel's events go to a Redis Stream (`<prefix>stream:<channel>`) with
  *   the event id as the entry id (`<id>-0`), kept near `historySize` entries. Replay is one

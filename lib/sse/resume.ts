@@ -6,7 +6,7 @@
  *   sends that id back as the `Last-Event-ID` request header. The server sends what came after
  *   it, then carries on live: nothing is lost across a reconnect.
  * - **Reset.** A server that can no longer replay from that id (its history is too short, or
- *   the id is from before a restart) must not skip ahead silently: it says so with an event the
+ *   the id is from before a crash) must not skip ahead silently: it says so with an event the
  *   client understands, and the client refetches its state. The hub's `reset` event is this.
  * - **Ending for good.** A stream that simply ends makes the browser reconnect, forever. To
  *   stop it, answer the reconnect with anything but 200 (or with the wrong Content-Type): the
