@@ -1,9 +1,9 @@
 /**
  * The hub's storage in this process: ids, and each channel's recent events for replay.
  *
- * - Ids start at the time in ms rather than at 1: after a crash (no saved history), an id the browser kept from
- *   the previous run is below our first id, so the hub knows it is stale and sends `reset`,
- *   instead of mistaking it for a position in our own, unrelated history.
+ * - Ids start at the time in ms rather than at 1: after a crash (no saved history), an id the
+ *   browser kept from the previous run is below our first id, so the hub knows it is stale and
+ *   sends `reset`, instead of mistaking it for a position in our own, unrelated history.
  * - Each channel keeps its last `historySize` events in a ring; the newest id that fell out is
  *   remembered, so replay can tell "nothing happened" from "it is gone".
  * - At most `maxChannels` channels are remembered; past that, the least recently published one
