@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { eventually, startApp, StreamClient } from '../harness.ts';
+import { eventually, startApp, StreamClient } from '../support/harness.ts';
 
 describe('replay respects the backlog bound', async () => {
   const running = await startApp({ maxBacklogBytes: 1024 * 1024 });

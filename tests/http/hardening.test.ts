@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { eventually, jsonBody, startApp, StreamClient } from './harness.ts';
+import { eventually, jsonBody, startApp, StreamClient } from '../support/harness.ts';
 
 /** Sends raw bytes and collects the whole answer until the server closes (or `ms` passes). */
 async function rawExchange(port: number, bytes: string | Buffer, ms = 5000): Promise<string> {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { jsonBody, startApp } from './harness.ts';
+import { jsonBody, startApp } from '../support/harness.ts';
 
 /** Sends a raw request line, untouched by any URL normaliser, and returns the status code. */
 async function rawStatus(port: number, target: string): Promise<{ status: number; text: string }> {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { eventually, jsonBody, startApp, StreamClient } from './harness.ts';
+import { eventually, jsonBody, startApp, StreamClient } from '../support/harness.ts';
 
 async function post(url: URL, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
   const isText = typeof body === 'string';

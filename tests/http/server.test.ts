@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { jsonBody, startApp, StreamClient } from './harness.ts';
+import { jsonBody, startApp, StreamClient } from '../support/harness.ts';
 
 describe('the server', async () => {
   const running = await startApp();

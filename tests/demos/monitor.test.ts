@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { after, describe, it } from 'node:test';
-import { jsonBody, startApp, StreamClient } from './harness.ts';
+import { jsonBody, startApp, StreamClient } from '../support/harness.ts';
 
 async function listen(server: Server): Promise<URL> {
   server.listen(0, '127.0.0.1');

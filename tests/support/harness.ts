@@ -7,8 +7,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request, type IncomingMessage } from 'node:http';
-import { createApp, type App, type AppOptions } from '../server.ts';
-import { silentLogger } from '../lib/http/log.ts';
+import { createApp, type App, type AppOptions } from '../../server.ts';
+import { silentLogger } from '../../lib/http/log.ts';
 import { SseDecoder, type DecodedEvent } from './sse-decoder.ts';
 
 export interface Running {

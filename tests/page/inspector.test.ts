@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { SENTENCES } from '../lib/demos/paragraph.ts';
-import { launchBrowser, skipBrowser } from './browser.ts';
-import { eventually, jsonBody, startApp, type Running } from './harness.ts';
+import { SENTENCES } from '../../lib/demos/paragraph.ts';
+import { launchBrowser, skipBrowser } from '../support/browser.ts';
+import { eventually, jsonBody, startApp, type Running } from '../support/harness.ts';
 
 if (skipBrowser) console.log(`# ${skipBrowser}`);
 

@@ -5,11 +5,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { StreamClient } from './harness.ts';
+import { StreamClient } from '../support/harness.ts';
 
 /** Starts `npm start`'s entry point as a real process and resolves with its URL. */
 async function startProcess(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', new URL('../server.ts', import.meta.url).pathname], {
+  const child = spawn(process.execPath, ['--import', 'tsx', new URL('../../server.ts', import.meta.url).pathname], {
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', TICK_MS: '0', MONITOR_INTERVAL_MS: '0', COURIER_MS: '0', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

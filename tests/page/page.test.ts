@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
-import { launchBrowser, skipBrowser } from './browser.ts';
-import { eventually, startApp, type Running } from './harness.ts';
+import { launchBrowser, skipBrowser } from '../support/browser.ts';
+import { eventually, startApp, type Running } from '../support/harness.ts';
 
 if (skipBrowser) console.log(`# ${skipBrowser}`);
 

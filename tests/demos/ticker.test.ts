@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { eventually, startApp, StreamClient } from './harness.ts';
+import { eventually, startApp, StreamClient } from '../support/harness.ts';
 
 const activeTimers = () => process.getActiveResourcesInfo().filter((name) => name === 'Timeout').length;
 

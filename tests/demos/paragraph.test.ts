@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { SENTENCES } from '../lib/demos/paragraph.ts';
-import { jsonBody, startApp, StreamClient } from './harness.ts';
+import { SENTENCES } from '../../lib/demos/paragraph.ts';
+import { jsonBody, startApp, StreamClient } from '../support/harness.ts';
 
 describe('GET /events, the paragraph demo', async () => {
   const running = await startApp();

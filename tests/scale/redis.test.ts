@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createClient } from 'redis';
-import type { AppOptions } from '../server.ts';
-import { eventually, jsonBody, startApp, StreamClient, until, type Running } from './harness.ts';
-import { freePort, redisMissing, RedisServer } from './redis-server.ts';
+import type { AppOptions } from '../../server.ts';
+import { eventually, jsonBody, startApp, StreamClient, until, type Running } from '../support/harness.ts';
+import { freePort, redisMissing, RedisServer } from '../support/redis-server.ts';
 
 const skip = redisMissing();
 if (skip) console.log(`# ${skip}`);
@@ -327,7 +327,7 @@ describe('scaling out through Redis', { skip }, async () => {
       });
       return { child, url, output: () => output };
     };
-    const nodeFile = new URL('./redis-node.ts', import.meta.url).pathname;
+    const nodeFile = new URL('../support/redis-node.ts', import.meta.url).pathname;
 
     it('loses nothing when a node is killed -9 mid-stream: the client resumes on the other node', async () => {
       const prefix = freshPrefix();
@@ -359,7 +359,7 @@ describe('scaling out through Redis', { skip }, async () => {
     });
 
     it('npm run cluster: refuses without REDIS_URL, and serves from several workers on one port with it', async () => {
-      const clusterFile = new URL('../lib/scale/cluster.ts', import.meta.url).pathname;
+      const clusterFile = new URL('../../lib/scale/cluster.ts', import.meta.url).pathname;
       const { REDIS_URL: _, ...noRedis } = env(freshPrefix());
       const refused = spawn(process.execPath, ['--import', 'tsx', clusterFile], { env: { ...noRedis, WORKERS: '2' }, stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';

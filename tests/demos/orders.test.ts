@@ -4,8 +4,8 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { OrderStore } from '../lib/demos/orders/store.ts';
-import { jsonBody, startApp, StreamClient, type Running } from './harness.ts';
+import { OrderStore } from '../../lib/demos/orders/store.ts';
+import { jsonBody, startApp, StreamClient, type Running } from '../support/harness.ts';
 
 async function call(running: Running, method: string, path: string, body?: unknown): Promise<Response> {
   return fetch(new URL(path, running.url), {
@@ -184,7 +184,7 @@ describe('the order store on disk', () => {
         'tsx',
         '--input-type=module',
         '-e',
-        `import { OrderStore } from ${JSON.stringify(new URL('../lib/demos/orders/store.ts', import.meta.url).href)};
+        `import { OrderStore } from ${JSON.stringify(new URL('../../lib/demos/orders/store.ts', import.meta.url).href)};
          const hub = { publish: async () => ({ id: 0 }) };
          const store = new OrderStore(${JSON.stringify(dir)}, { maxOrders: 1e6, hub, logger: () => {} });
          for (;;) process.stdout.write((await store.create({ item: 'x'.repeat(200), demo: false })).id + '\\n');`,
