@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { jsonBody, startApp, type Running } from '../harness.ts';
+import { jsonBody, startApp, type Running } from '../support/harness.ts';
 
 /** A JSON body of about `bytes` bytes: the fields the route needs, padded with one it ignores. */
 function padded(fields: Record<string, unknown>, bytes: number): string {
