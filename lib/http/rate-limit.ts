@@ -1,12 +1,14 @@
 /**
  * A token bucket per client address: each address may spend `perMinute` tokens a minute, with
- * bursts up to that many. Past it, the caller answers 429 with Retry-After.
+ * bursts up to that many. Past it, the caller answers 429 with Retry-After. An IPv6 client's
+ * "address" is its /64 (`limitKey` in ./addresses.ts): one host owns a whole /64 and could
+ * otherwise take a fresh bucket per request.
  *
  * The map of buckets is itself bounded: an attacker cycling through addresses (easy with IPv6)
  * must not grow it without end, so past `maxAddresses` the stalest bucket is forgotten, which
  * at worst hands that address a fresh allowance.
  */
-import type { ClientAddress } from './addresses.ts';
+import { limitKey, type ClientAddress } from './addresses.ts';
 import { HttpError } from './json.ts';
 import type { Handler } from './router.ts';
 
@@ -50,7 +52,7 @@ export function rateLimited(perMinute: number, action: string, clientAddress: Cl
   // One limiter per action: sending chat messages does not use up the budget for orders.
   const limiter = new RateLimiter(perMinute);
   return (req, res, url, params) => {
-    limiter.take(clientAddress(req) ?? 'unknown', action);
+    limiter.take(limitKey(clientAddress(req)), action);
     return handle(req, res, url, params);
   };
 }

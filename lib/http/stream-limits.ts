@@ -2,15 +2,16 @@
  * Opening event streams for the routes, behind two admission limits.
  *
  * Each open stream holds a socket and some memory for as long as its client likes, so their
- * number is capped in total (503) and per client address (429), both with `Retry-After`. The
- * decision is made before the stream opens, while a status other than 200 can still be sent.
+ * number is capped in total (503) and per client address (429), both with `Retry-After`. (An
+ * IPv6 client counts per /64, `limitKey` in ./addresses.ts: one host owns that many addresses.)
+ * The decision is made before the stream opens, while a status other than 200 can still be sent.
  * A browser's `EventSource` never reconnects after a non-200 answer, so a page should tell
  * its user to reload later.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { StreamRegistry } from '../sse/registry.ts';
 import { openStream, type SseStream, type StreamOptions } from '../sse/stream.ts';
-import type { ClientAddress } from './addresses.ts';
+import { limitKey, type ClientAddress } from './addresses.ts';
 import { HttpError } from './json.ts';
 
 /** What routes call to answer with an event stream: admission first, then the protocol. */
@@ -34,7 +35,7 @@ export function limitedStreams(options: StreamLimitOptions): OpenStream {
     else perAddress.set(address, count);
   };
   return (req, res) => {
-    const address = clientAddress(req) ?? 'unknown';
+    const address = limitKey(clientAddress(req));
     if (registry.size >= maxStreams) {
       throw new HttpError(503, 'Too many open streams on this server; try again later', { 'Retry-After': '10' });
     }
