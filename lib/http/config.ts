@@ -20,6 +20,8 @@ export interface Config {
   historySize: number;
   /** Channels the hub remembers; past this it forgets the least recently used idle one. */
   maxChannels: number;
+  /** Bytes the in-process hub's history may take in all; past it, the oldest events go first. */
+  historyMaxBytes: number;
   /** Shared secret for publishing; unset means "publish from this machine only". */
   publishKey: string | undefined;
   /** The ticker's period on channel `sse` (0 = off). */
@@ -71,6 +73,7 @@ export const DEFAULTS: Config = {
   maxBacklogBytes: 1024 * 1024,
   historySize: 1000,
   maxChannels: 10_000,
+  historyMaxBytes: 64 * 1024 * 1024,
   publishKey: undefined,
   tickMs: 1000,
   monitorIntervalMs: 5000,
@@ -131,6 +134,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxBacklogBytes: integer(env, 'MAX_BACKLOG_BYTES', DEFAULTS.maxBacklogBytes, 1024, 1024 ** 3),
     historySize: integer(env, 'HISTORY_SIZE', DEFAULTS.historySize, 0, 1_000_000),
     maxChannels: integer(env, 'MAX_CHANNELS', DEFAULTS.maxChannels, 1, 10_000_000),
+    historyMaxBytes: integer(env, 'HISTORY_MAX_BYTES', DEFAULTS.historyMaxBytes, 64 * 1024, 2 ** 40),
     publishKey: env['PUBLISH_KEY'] || undefined,
     tickMs: integer(env, 'TICK_MS', DEFAULTS.tickMs, 0, 3_600_000),
     monitorIntervalMs: integer(env, 'MONITOR_INTERVAL_MS', DEFAULTS.monitorIntervalMs, 0, 3_600_000),

@@ -15,6 +15,8 @@ export interface HubReadings {
   readonly available: boolean;
   readonly subscriberCount: number;
   readonly channelCount: number;
+  /** Undefined when history is not kept in this process (Redis). */
+  readonly historyBytes: number | undefined;
   readonly stats: { readonly published: number; readonly delivered: number; readonly resets: number };
 }
 
@@ -27,6 +29,9 @@ export function renderMetrics(streams: StreamRegistry, hub: HubReadings): string
   metric('sse_open_connections', 'gauge', 'Event streams open now.', [['', streams.size]]);
   metric('sse_subscribers', 'gauge', 'Hub subscriptions now (one per /stream connection).', [['', hub.subscriberCount]]);
   metric('sse_channels', 'gauge', 'Channels the hub remembers now.', [['', hub.channelCount]]);
+  if (hub.historyBytes !== undefined) {
+    metric('sse_history_bytes', 'gauge', 'Bytes of replay history held in this process (at most HISTORY_MAX_BYTES).', [['', hub.historyBytes]]);
+  }
   metric('sse_events_published_total', 'counter', 'Events published to the hub.', [['', hub.stats.published]]);
   metric('sse_events_delivered_total', 'counter', 'Events written to subscribers (one per subscriber per event).', [['', hub.stats.delivered]]);
   metric('sse_replay_resets_total', 'counter', 'Reconnects whose Last-Event-ID history could not cover, answered with a reset event.', [['', hub.stats.resets]]);

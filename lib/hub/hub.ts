@@ -114,6 +114,10 @@ export class Hub implements PubSub {
     return this.#store.channelCount;
   }
 
+  get historyBytes(): number | undefined {
+    return this.#store.historyBytes;
+  }
+
   listenersOf(channel: string): number {
     return this.#listeners.of(channel);
   }

@@ -4,67 +4,20 @@
  * - Ids start at the time in ms rather than at 1: after a crash (no saved history), an id the
  *   browser kept from the previous run is below our first id, so the hub knows it is stale and
  *   sends `reset`, instead of mistaking it for a position in our own, unrelated history.
- * - Each channel keeps its last `historySize` events in a ring; the newest id that fell out is
- *   remembered, so replay can tell "nothing happened" from "it is gone".
+ * - Each channel keeps its last `historySize` events in a ring (./history.ts); the newest id
+ *   that fell out is remembered, so replay can tell "nothing happened" from "it is gone".
+ * - All of history together stays within `maxBytes` (./history-budget.ts): past it, the oldest
+ *   events go first, whichever channel they are in, and replays that needed them get `reset`.
  * - At most `maxChannels` channels are remembered; past that, the least recently published one
  *   that nobody here follows is forgotten, and the newest id it had is kept, so a replay on it
  *   (or on a channel of that name created again later) gets `reset`, not a silent gap.
  * - A graceful shutdown saves ids and history (`save`), and the next run carries on from them.
  */
 import { formatEvent } from '../sse/format.ts';
+import { History } from './history.ts';
+import { HistoryBudget } from './history-budget.ts';
 import type { HubEvent, PublishInput } from './pubsub.ts';
 import type { HistoryView, HubFeed, HubStore } from './store.ts';
-
-/** The last N events of one channel, oldest first, in a fixed-size ring. */
-class History {
-  readonly #ring: Array<HubEvent | undefined>;
-  #start = 0;
-  #count = 0;
-  /** Id of the newest event that fell out of the ring (0 when none has). */
-  evictedUpTo = 0;
-
-  constructor(capacity: number) {
-    this.#ring = new Array<HubEvent | undefined>(capacity);
-  }
-
-  push(event: HubEvent): void {
-    const capacity = this.#ring.length;
-    if (capacity === 0) {
-      this.evictedUpTo = event.id;
-      return;
-    }
-    if (this.#count === capacity) {
-      this.evictedUpTo = this.#ring[this.#start]!.id;
-      this.#ring[this.#start] = event;
-      this.#start = (this.#start + 1) % capacity;
-    } else {
-      this.#ring[(this.#start + this.#count) % capacity] = event;
-      this.#count += 1;
-    }
-  }
-
-  #at(index: number): HubEvent {
-    return this.#ring[(this.#start + index) % this.#ring.length]!;
-  }
-
-  /** Events with an id above `after`, oldest first (binary search: ids only grow). */
-  after(after: number): HubEvent[] {
-    let low = 0;
-    let high = this.#count;
-    while (low < high) {
-      const middle = (low + high) >>> 1;
-      if (this.#at(middle).id <= after) low = middle + 1;
-      else high = middle;
-    }
-    const events: HubEvent[] = [];
-    for (let index = low; index < this.#count; index++) events.push(this.#at(index));
-    return events;
-  }
-
-  get newestId(): number {
-    return this.#count === 0 ? this.evictedUpTo : this.#at(this.#count - 1).id;
-  }
-}
 
 /** The ids and history of a memory store, as saved at a graceful shutdown for the next run. */
 export interface SavedHistory {
@@ -82,6 +35,8 @@ export interface MemoryStoreOptions {
   historySize: number;
   /** Channels remembered at most; past this, the least recently used idle channel is forgotten. */
   maxChannels: number;
+  /** Bytes all history may take (./history-budget.ts); past it, the oldest events go first. */
+  maxBytes: number;
   /** Where ids start. Defaults to the time in ms, so ids from an earlier run are recognisably older. */
   firstId?: number;
   /** History an earlier run saved at shutdown (`save`): ids and replay carry on from it. */
@@ -91,6 +46,7 @@ export interface MemoryStoreOptions {
 export class MemoryStore implements HubStore {
   readonly #historySize: number;
   readonly #maxChannels: number;
+  readonly #budget: HistoryBudget;
   /** Channels in least-recently-published order (a Map iterates in insertion order). */
   readonly #channels = new Map<string, History>();
   /** Channels someone in this process follows: never forgotten while followed. */
@@ -104,6 +60,7 @@ export class MemoryStore implements HubStore {
   constructor(options: MemoryStoreOptions) {
     this.#historySize = options.historySize;
     this.#maxChannels = options.maxChannels;
+    this.#budget = new HistoryBudget(options.maxBytes);
     this.#firstId = options.saved?.firstId ?? options.firstId ?? Date.now();
     this.#lastId = options.saved?.lastId ?? this.#firstId - 1;
     if (options.saved) this.#restore(options.saved);
@@ -132,6 +89,11 @@ export class MemoryStore implements HubStore {
     return this.#channels.size;
   }
 
+  /** Bytes history holds now, as the budget counts them (never above `maxBytes`). */
+  get historyBytes(): number {
+    return this.#budget.bytes;
+  }
+
   /**
    * Stores the event and hands it to the feed before returning: the work is done before the
    * first await, so events keep the order of the calls, and state that changes together with
@@ -142,7 +104,7 @@ export class MemoryStore implements HubStore {
     const frame = Buffer.from(formatEvent({ event: input.event, id: String(id), data: input.data }));
     this.#lastId = id;
     const event: HubEvent = { id, channel: input.channel, event: input.event, data: input.data, key: input.key, frame };
-    this.#channel(input.channel).push(event);
+    this.#channel(input.channel).push(event, this.#budget);
     this.#feed?.receive(event);
     return id;
   }
@@ -192,14 +154,23 @@ export class MemoryStore implements HubStore {
 
   #restore(saved: SavedHistory): void {
     this.#forgottenUpTo = saved.forgottenUpTo;
+    // Channels first, in the saved order (least recently used first, as they were)...
+    const restored: Array<{ history: History; event: HubEvent }> = [];
     for (const { name, evictedUpTo, events } of saved.channels) {
-      const history = this.#channel(name);
+      const history = new History(this.#historySize);
       history.evictedUpTo = evictedUpTo;
+      this.#channels.set(name, history);
       for (const { id, event, data, key } of events) {
         // Frames are rebuilt rather than stored: the file stays readable, and small.
-        history.push({ id, channel: name, event, data, key, frame: Buffer.from(formatEvent({ event, id: String(id), data })) });
+        const frame = Buffer.from(formatEvent({ event, id: String(id), data }));
+        restored.push({ history, event: { id, channel: name, event, data, key, frame } });
       }
     }
+    // ...then the events in id order, as they were published: the budget evicts in that order...
+    restored.sort((a, b) => a.event.id - b.event.id);
+    for (const { history, event } of restored) history.push(event, this.#budget);
+    // ...and last, if MAX_CHANNELS is smaller than last run's, forget as publishing would have.
+    while (this.#channels.size > this.#maxChannels) this.#forgetIdleChannel();
   }
 
   /** The channel's history, created if new, and moved to the back of the least-recently-used order. */
@@ -222,7 +193,8 @@ export class MemoryStore implements HubStore {
   #forgetIdleChannel(): void {
     for (const [name, history] of this.#channels) {
       if (this.#followed.has(name)) continue;
-      this.#forgottenUpTo = Math.max(this.#forgottenUpTo, history.newestId);
+      // Its events leave the budget too.
+      this.#forgottenUpTo = Math.max(this.#forgottenUpTo, history.clear());
       this.#channels.delete(name);
       return;
     }

@@ -91,6 +91,8 @@ export interface PubSub {
   readonly lastId: number;
   readonly subscriberCount: number;
   readonly channelCount: number;
+  /** Bytes of replay history held in this process (undefined with Redis, which holds it there). */
+  readonly historyBytes: number | undefined;
   readonly stats: HubStats;
   /** Lets go of the store's connections (Redis); nothing to do in one process. */
   close(): Promise<void>;

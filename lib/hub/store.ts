@@ -48,5 +48,7 @@ export interface HubStore {
   readonly lastId: number;
   /** Channels the store keeps now. */
   readonly channelCount: number;
+  /** Bytes of history this process holds (undefined when history lives elsewhere: Redis). */
+  readonly historyBytes: number | undefined;
   close(): Promise<void>;
 }

@@ -134,6 +134,12 @@ export class RedisStore implements HubStore {
   }
 
   /**
+   * Not counted: history lives in Redis, bounded there per channel (`historySize`) and in
+   * channels (`maxChannels`), and in bytes by Redis's own `maxmemory`, not by HISTORY_MAX_BYTES.
+   */
+  readonly historyBytes = undefined;
+
+  /**
    * A lease in Redis: `SET NX PX` takes it, and its holder renews it. Whoever holds it runs the
    * job; if the holder goes quiet, it expires within `ttlMs` and another process takes over.
    */
