@@ -76,6 +76,11 @@ export class History {
     return events;
   }
 
+  /** Every event kept, oldest first, with the budget that pays for it (for saving). */
+  kept(): StoredEvent[] {
+    return Array.from({ length: this.#count }, (_, index) => this.#at(index));
+  }
+
   get newestId(): number {
     return this.#count === 0 ? this.evictedUpTo : this.#at(this.#count - 1).event.id;
   }

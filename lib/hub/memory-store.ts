@@ -11,11 +11,17 @@
  * - At most `maxChannels` channels are remembered; past that, the least recently published one
  *   that nobody here follows is forgotten, and the newest id it had is kept, so a replay on it
  *   (or on a channel of that name created again later) gets `reset`, not a silent gap.
+ * - Both limits are shared out (./public-share.ts): the public's events and channels (the chat)
+ *   get a quarter of each, in a table and a budget of their own, and publishers the rest, so a
+ *   flood of chat can only push out chat. (One `forgottenUpTo` serves both tables: a name
+ *   nobody remembers may have been either's, so a new channel starts after every forgotten id.
+ *   That costs a client of a brand-new channel a `reset` at worst, never a gap.)
  * - A graceful shutdown saves ids and history (`save`), and the next run carries on from them.
  */
 import { formatEvent } from '../sse/format.ts';
 import { History } from './history.ts';
 import { HistoryBudget } from './history-budget.ts';
+import { shareOut } from './public-share.ts';
 import type { HubEvent, PublishInput } from './pubsub.ts';
 import type { HistoryView, HubFeed, HubStore } from './store.ts';
 
@@ -26,8 +32,10 @@ export interface SavedHistory {
   forgottenUpTo: number;
   channels: Array<{
     name: string;
+    /** In the public's table (absent in files from before the tables: the publishers'). */
+    public?: boolean;
     evictedUpTo: number;
-    events: Array<{ id: number; event?: string | undefined; data: string; key?: string | undefined }>;
+    events: Array<{ id: number; event?: string | undefined; data: string; key?: string | undefined; public?: boolean }>;
   }>;
 }
 
@@ -43,24 +51,33 @@ export interface MemoryStoreOptions {
   saved?: SavedHistory;
 }
 
+/** The publishers' channels, or the public's: each table with its own cap and byte budget. */
+interface ChannelTable {
+  /** In least-recently-published order (a Map iterates in insertion order). */
+  readonly channels: Map<string, History>;
+  readonly maxChannels: number;
+  /** Pays for the events this side writes, whichever table their channel is in. */
+  readonly budget: HistoryBudget;
+}
+
 export class MemoryStore implements HubStore {
   readonly #historySize: number;
-  readonly #maxChannels: number;
-  readonly #budget: HistoryBudget;
-  /** Channels in least-recently-published order (a Map iterates in insertion order). */
-  readonly #channels = new Map<string, History>();
+  readonly #publishers: ChannelTable;
+  readonly #public: ChannelTable;
   /** Channels someone in this process follows: never forgotten while followed. */
   readonly #followed = new Set<string>();
   readonly #firstId: number;
   #lastId: number;
-  /** The newest id of any channel that was forgotten to stay under `maxChannels`. */
+  /** The newest id of any channel that was forgotten to stay under its table's cap. */
   #forgottenUpTo = 0;
   #feed: HubFeed | undefined;
 
   constructor(options: MemoryStoreOptions) {
     this.#historySize = options.historySize;
-    this.#maxChannels = options.maxChannels;
-    this.#budget = new HistoryBudget(options.maxBytes);
+    const channels = shareOut(options.maxChannels);
+    const bytes = shareOut(options.maxBytes);
+    this.#publishers = { channels: new Map(), maxChannels: channels.publishers, budget: new HistoryBudget(bytes.publishers) };
+    this.#public = { channels: new Map(), maxChannels: channels.public, budget: new HistoryBudget(bytes.public) };
     this.#firstId = options.saved?.firstId ?? options.firstId ?? Date.now();
     this.#lastId = options.saved?.lastId ?? this.#firstId - 1;
     if (options.saved) this.#restore(options.saved);
@@ -86,12 +103,12 @@ export class MemoryStore implements HubStore {
   }
 
   get channelCount(): number {
-    return this.#channels.size;
+    return this.#publishers.channels.size + this.#public.channels.size;
   }
 
-  /** Bytes history holds now, as the budget counts them (never above `maxBytes`). */
+  /** Bytes history holds now, as the budgets count them (never above `maxBytes`). */
   get historyBytes(): number {
-    return this.#budget.bytes;
+    return this.#publishers.budget.bytes + this.#public.budget.bytes;
   }
 
   /**
@@ -104,7 +121,8 @@ export class MemoryStore implements HubStore {
     const frame = Buffer.from(formatEvent({ event: input.event, id: String(id), data: input.data }));
     this.#lastId = id;
     const event: HubEvent = { id, channel: input.channel, event: input.event, data: input.data, key: input.key, frame };
-    this.#channel(input.channel).push(event, this.#budget);
+    const writer = input.public ? this.#public : this.#publishers;
+    this.#channel(input.channel, writer).push(event, writer.budget);
     this.#feed?.receive(event);
     return id;
   }
@@ -114,7 +132,7 @@ export class MemoryStore implements HubStore {
     const events: HubEvent[] = [];
     const evictedUpTo: number[] = [];
     for (const name of channels) {
-      const history = this.#channels.get(name);
+      const history = this.#find(name);
       evictedUpTo.push(history ? history.evictedUpTo : this.#forgottenUpTo);
       if (history) events.push(...history.after(after));
     }
@@ -140,62 +158,85 @@ export class MemoryStore implements HubStore {
    * restarted server resumes where it was instead of getting `reset`.
    */
   save(): SavedHistory {
+    const channels = (table: ChannelTable) =>
+      [...table.channels].map(([name, history]) => ({
+        name,
+        public: table === this.#public,
+        evictedUpTo: history.evictedUpTo,
+        events: history.kept().map(({ event: { id, event, data, key }, budget }) => ({
+          id,
+          event,
+          data,
+          key,
+          // Written only when true (JSON leaves out undefined), to keep the file small.
+          public: budget === this.#public.budget || undefined,
+        })),
+      }));
     return {
       firstId: this.#firstId,
       lastId: this.#lastId,
       forgottenUpTo: this.#forgottenUpTo,
-      channels: [...this.#channels].map(([name, history]) => ({
-        name,
-        evictedUpTo: history.evictedUpTo,
-        events: history.after(0).map(({ id, event, data, key }) => ({ id, event, data, key })),
-      })),
+      channels: [...channels(this.#publishers), ...channels(this.#public)],
     };
   }
 
   #restore(saved: SavedHistory): void {
     this.#forgottenUpTo = saved.forgottenUpTo;
     // Channels first, in the saved order (least recently used first, as they were)...
-    const restored: Array<{ history: History; event: HubEvent }> = [];
-    for (const { name, evictedUpTo, events } of saved.channels) {
+    const restored: Array<{ history: History; event: HubEvent; budget: HistoryBudget }> = [];
+    for (const { name, public: byPublic, evictedUpTo, events } of saved.channels) {
       const history = new History(this.#historySize);
       history.evictedUpTo = evictedUpTo;
-      this.#channels.set(name, history);
-      for (const { id, event, data, key } of events) {
+      (byPublic ? this.#public : this.#publishers).channels.set(name, history);
+      for (const { id, event, data, key, public: writtenByPublic } of events) {
         // Frames are rebuilt rather than stored: the file stays readable, and small.
         const frame = Buffer.from(formatEvent({ event, id: String(id), data }));
-        restored.push({ history, event: { id, channel: name, event, data, key, frame } });
+        const budget = (writtenByPublic ? this.#public : this.#publishers).budget;
+        restored.push({ history, event: { id, channel: name, event, data, key, frame }, budget });
       }
     }
-    // ...then the events in id order, as they were published: the budget evicts in that order...
+    // ...then the events in id order, as they were published: the budgets evict in that order...
     restored.sort((a, b) => a.event.id - b.event.id);
-    for (const { history, event } of restored) history.push(event, this.#budget);
+    for (const { history, event, budget } of restored) history.push(event, budget);
     // ...and last, if MAX_CHANNELS is smaller than last run's, forget as publishing would have.
-    while (this.#channels.size > this.#maxChannels) this.#forgetIdleChannel();
+    for (const table of [this.#publishers, this.#public]) {
+      while (table.channels.size > table.maxChannels) this.#forgetIdleChannel(table);
+    }
   }
 
-  /** The channel's history, created if new, and moved to the back of the least-recently-used order. */
-  #channel(name: string): History {
-    let history = this.#channels.get(name);
+  #find(name: string): History | undefined {
+    return this.#publishers.channels.get(name) ?? this.#public.channels.get(name);
+  }
+
+  /**
+   * The channel's history, created if new, and moved to the back of its table's
+   * least-recently-used order. A channel is the public's until a publisher writes to it; then
+   * it moves to the publishers' table for good (./public-share.ts).
+   */
+  #channel(name: string, writer: ChannelTable): History {
+    const table = writer === this.#public && !this.#publishers.channels.has(name) ? this.#public : this.#publishers;
+    let history = this.#find(name);
     if (history) {
-      this.#channels.delete(name);
+      this.#publishers.channels.delete(name);
+      this.#public.channels.delete(name);
     } else {
       history = new History(this.#historySize);
       // This may be a forgotten channel coming back: its old events are gone, so a replay
       // from before the newest forgotten id must get reset, not a silent gap.
       history.evictedUpTo = this.#forgottenUpTo;
-      if (this.#channels.size >= this.#maxChannels) this.#forgetIdleChannel();
     }
-    this.#channels.set(name, history);
+    if (table.channels.size >= table.maxChannels) this.#forgetIdleChannel(table);
+    table.channels.set(name, history);
     return history;
   }
 
-  /** Forgets the least recently used channel nobody follows; later replays on it get `reset`. */
-  #forgetIdleChannel(): void {
-    for (const [name, history] of this.#channels) {
+  /** Forgets the table's least recently used channel nobody follows; later replays on it get `reset`. */
+  #forgetIdleChannel(table: ChannelTable): void {
+    for (const [name, history] of table.channels) {
       if (this.#followed.has(name)) continue;
-      // Its events leave the budget too.
+      // Its events leave their budgets too.
       this.#forgottenUpTo = Math.max(this.#forgottenUpTo, history.clear());
-      this.#channels.delete(name);
+      table.channels.delete(name);
       return;
     }
   }

@@ -22,6 +22,11 @@ export interface PublishInput {
   event?: string;
   data: string;
   key?: string;
+  /**
+   * True when anyone may have written it (the chat), not a publisher: it then draws on the
+   * public's share of history, so the public cannot push out publishers' (./public-share.ts).
+   */
+  public?: boolean;
 }
 
 /** Anything frames can be written to; an `SseStream` in practice. */

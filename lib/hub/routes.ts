@@ -71,7 +71,8 @@ async function handleMessages(context: HubContext, req: IncomingMessage, res: Se
   if (typeof message !== 'string' || length < 1 || length > MAX_MESSAGE_CHARACTERS) {
     throw new HttpError(400, `Cannot send a message: message must be text of 1 to ${MAX_MESSAGE_CHARACTERS} characters`);
   }
-  // The channel rides along so a page following several channels on one stream can tell them apart.
-  const published = await context.hub.publish({ channel, event: 'social', data: JSON.stringify({ channel, message }) });
+  // The channel rides along so a page following several channels on one stream can tell them
+  // apart. `public`: anyone wrote this, so it draws on the public's share of history.
+  const published = await context.hub.publish({ channel, event: 'social', data: JSON.stringify({ channel, message }), public: true });
   sendJson(res, 202, { id: String(published.id) });
 }

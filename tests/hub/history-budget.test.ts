@@ -40,7 +40,8 @@ describe('history has a byte budget', async () => {
 
   it('never holds more than HISTORY_MAX_BYTES, and is filled to near it', async () => {
     assert.ok(highest <= budget, `history reached ${highest} bytes`);
-    assert.ok((await historyBytes(running)) > budget * 0.9, 'the budget is used, not emptied');
+    // Publishers have three quarters of it; the rest is the chat's (lib/hub/public-share.ts).
+    assert.ok((await historyBytes(running)) > budget * 0.7, 'the budget is used, not emptied');
   });
 
   it('evicts the oldest events first, across channels, and says reset to a replay that needed them', async () => {
@@ -74,11 +75,12 @@ describe('history saved at shutdown meets the next run\'s limits', () => {
     const ids: string[] = [];
     for (let index = 0; index < 300; index++) ids.push(await publish(first, `s${index % 6}`, `${index} ${'z'.repeat(1024)}`));
     await first.app.shutdown();
-    // About 2.4 KB each as counted: 100 KB holds the newest 40 or so. Four channels: s2 to s5
-    // were published last, so s0 and s1 are forgotten.
-    const second = await startApp({ dataDir: first.app.config.dataDir, historyMaxBytes: 100_000, maxChannels: 4 });
+    // About 2.4 KB each as counted: the publishers' three quarters of 130 KB hold the newest 40
+    // or so. Four of five channels are the publishers': s2 to s5 were published last, so s0 and
+    // s1 are forgotten.
+    const second = await startApp({ dataDir: first.app.config.dataDir, historyMaxBytes: 130_000, maxChannels: 5 });
     after(() => second.close());
-    assert.ok(second.app.hub.historyBytes! <= 100_000);
+    assert.ok(second.app.hub.historyBytes! <= 130_000 * 0.75);
     const stream = (channels: string[], lastEventId: string) =>
       new StreamClient(new URL(`/stream?${channels.map((name) => `channel=${name}`).join('&')}`, second.url), { 'Last-Event-ID': lastEventId });
     const newest = stream(['s2', 's3', 's4', 's5'], ids[269]!);
