@@ -47,7 +47,14 @@ export function createBackend(config: Config, logger: Logger): Backend {
       },
     };
   }
-  const store = new RedisStore({ url: config.redisUrl, prefix: config.redisPrefix, historySize, maxChannels, logger });
+  const store = new RedisStore({
+    url: config.redisUrl,
+    prefix: config.redisPrefix,
+    historySize,
+    maxChannels,
+    maxBytes: config.historyMaxBytes,
+    logger,
+  });
   const hub = new Hub(store, { logger, maxReplayBytes: config.maxBacklogBytes });
   const orders = new RedisOrderStore(store, { maxOrders });
   let secret: Buffer | undefined;

@@ -12,8 +12,10 @@
  *   only if missing), so after Redis loses its data, old ids look old, as after a crash of
  *   one process.
  * - **History.** Each channel's events go to a Redis Stream (`<prefix>stream:<channel>`) with
- *   the event id as the entry id (`<id>-0`), kept near `historySize` entries. Replay is one
- *   range read (`XRANGE (<last id>-0 +`) on any process, and it survives server restarts.
+ *   the event id as the entry id (`<id>-0`), kept near `historySize` entries, and all of them
+ *   within `maxBytes`, shared out between publishers and the public as in one process
+ *   (lib/hub/public-share.ts). Replay is one range read (`XRANGE (<last id>-0 +`) on any
+ *   process, and it survives server restarts.
  * - **Live delivery.** Every publish also goes out on Redis pub/sub (`<prefix>live:<channel>`).
  *   Each process holds ONE subscriber connection, subscribed to the channels its clients follow
  *   (not one per client), and hands each event to the hub, which fans it out locally.
@@ -29,6 +31,7 @@ import { randomBytes } from 'node:crypto';
 import { HttpError } from '../http/json.ts';
 import { silentLogger, type Logger } from '../http/log.ts';
 import type { HubEvent, PublishInput } from '../hub/pubsub.ts';
+import { shareOut } from '../hub/public-share.ts';
 import type { HistoryView, HubFeed, HubStore } from '../hub/store.ts';
 import { loadRedis, redactUrl, type LuaScript, type MessageListener, type RedisClient, type RedisModule } from './redis-client.ts';
 import { eventBody, LEASE, POSITION, PUBLISH, REPLAY, toHubEvent } from './redis-scripts.ts';
@@ -39,6 +42,8 @@ export interface RedisStoreOptions {
   prefix: string;
   historySize: number;
   maxChannels: number;
+  /** Bytes all channels' history may take in Redis (HISTORY_MAX_BYTES), counted as ./redis-scripts.ts says. */
+  maxBytes: number;
   /** How long `start` waits for Redis before giving up. */
   connectTimeoutMs?: number;
   logger?: Logger;
@@ -48,6 +53,8 @@ export class RedisStore implements HubStore {
   readonly #options: RedisStoreOptions;
   readonly #log: Logger;
   readonly #slack: number;
+  /** The limits every script gets (ARGV[5]): channels, then bytes, for the publishers and the public. */
+  readonly #limits: string;
   /** Names this process as a lease holder. */
   readonly #holder = randomBytes(9).toString('base64url');
   #redis: RedisModule | undefined;
@@ -69,6 +76,9 @@ export class RedisStore implements HubStore {
     this.#options = options;
     this.#log = options.logger ?? silentLogger;
     this.#slack = Math.floor(options.historySize / 8);
+    const channels = shareOut(options.maxChannels);
+    const bytes = shareOut(options.maxBytes);
+    this.#limits = [channels.publishers, channels.public, bytes.publishers, bytes.public].join(',');
   }
 
   attach(feed: HubFeed): void {
@@ -133,10 +143,7 @@ export class RedisStore implements HubStore {
     return this.#following.size;
   }
 
-  /**
-   * Not counted: history lives in Redis, bounded there per channel (`historySize`) and in
-   * channels (`maxChannels`), and in bytes by Redis's own `maxmemory`, not by HISTORY_MAX_BYTES.
-   */
+  /** Not held here: history lives in Redis, shared by every process, and is counted there. */
   readonly historyBytes = undefined;
 
   /**
@@ -160,7 +167,8 @@ export class RedisStore implements HubStore {
    * so there is one delivery path and one order.
    */
   async append(input: PublishInput): Promise<number> {
-    const id = Number(await this.run(PUBLISH, [input.channel, eventBody(input)], 'publish'));
+    const writer = input.public ? ['public'] : [];
+    const id = Number(await this.run(PUBLISH, [input.channel, eventBody(input), ...writer], 'publish'));
     this.#lastId = Math.max(this.#lastId, id);
     return id;
   }
@@ -222,8 +230,8 @@ export class RedisStore implements HubStore {
    * names the action; an error Redis itself answered (a bug) stays what it is.
    */
   async run(script: LuaScript, args: readonly string[], action: string): Promise<unknown> {
-    const { prefix, historySize, maxChannels } = this.#options;
-    const common = [prefix, String(Date.now()), String(historySize), String(this.#slack), String(maxChannels)];
+    const { prefix, historySize } = this.#options;
+    const common = [prefix, String(Date.now()), String(historySize), String(this.#slack), this.#limits];
     return this.#call(action, (command) => script.run(command, [...common, ...args]));
   }
 
