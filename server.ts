@@ -9,6 +9,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { StreamRegistry } from './lib/sse/registry.ts';
+import { publisherCheck } from './lib/http/access.ts';
 import { clientAddressReader } from './lib/http/addresses.ts';
 import { DEFAULTS, loadConfig, type Config } from './lib/http/config.ts';
 import { baseUrl, createHttpServer, listen } from './lib/http/http-server.ts';
@@ -63,7 +64,7 @@ export function createApp(options: AppOptions = {}): App {
       maxStreamsPerAddress: config.maxStreamsPerAddress,
     }),
     clientAddress,
-    publishKey: config.publishKey,
+    requirePublisher: publisherCheck({ ...config, clientAddress }),
     maxBodyBytes: config.maxBodyBytes,
     postsPerMinute: config.postsPerMinute,
   };

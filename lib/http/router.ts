@@ -4,6 +4,7 @@
  * gets 405 with `Allow`, as HTTP asks; anything else falls through to the static files.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RequirePublisher } from './access.ts';
 import type { ClientAddress } from './addresses.ts';
 import { HttpError } from './json.ts';
 import type { OpenStream } from './stream-limits.ts';
@@ -64,8 +65,8 @@ export interface RouteContext {
   /** Opens an event stream behind the admission limits (./stream-limits.ts). */
   openStream: OpenStream;
   clientAddress: ClientAddress;
-  /** Who may publish: this key, or callers on this machine when it is unset (./access.ts). */
-  publishKey: string | undefined;
+  /** Throws 401/403 unless the caller may publish (./access.ts). */
+  requirePublisher: RequirePublisher;
   /** Largest request body accepted (413 past it). */
   maxBodyBytes: number;
   /** Public writes allowed per address per minute (429 past it). */

@@ -109,17 +109,22 @@ describe('orders and /order_monitor', async () => {
     }
   });
 
-  it('guards watching: one order needs its token, all orders need publisher access', async () => {
+  it('guards watching: one order needs its token (or publisher access, as for reading it), all orders need publisher access', async () => {
     const { order, token } = await createOrder(running);
     const other = await createOrder(running);
     const status = async (path: string) => (await fetch(new URL(path, running.url))).status;
-    assert.equal(await status(`/order_monitor?order=${order.id}`), 401);
+    // A publisher (here: loopback, no key) may watch one order without its token, as it may read it.
+    const watching = new AbortController();
+    const publisherWatch = await fetch(new URL(`/order_monitor?order=${order.id}`, running.url), { signal: watching.signal });
+    assert.equal(publisherWatch.status, 200);
+    watching.abort();
     assert.equal(await status(`/order_monitor?order=${order.id}&token=${other.token}`), 403);
     assert.equal(await status(`/order_monitor?order=${order.id}&token=${token}x`), 403);
     assert.equal(await status(`/orders/${order.id}?token=${other.token}`), 403);
     assert.equal(await status('/order_monitor?order=ord_unknown&token=abc'), 403);
     const outsider = await startApp({ clientAddress: () => '198.51.100.7', dataDir: running.app.config.dataDir });
     assert.equal((await fetch(new URL('/order_monitor', outsider.url))).status, 403);
+    assert.equal((await fetch(new URL(`/order_monitor?order=${order.id}`, outsider.url))).status, 403);
     assert.equal((await fetch(new URL('/orders', outsider.url))).status, 403);
     assert.equal((await fetch(new URL(`/orders/${order.id}`, outsider.url))).status, 403);
     const moved = await fetch(new URL(`/orders/${order.id}/status`, outsider.url), {
