@@ -55,6 +55,34 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
 }
 
 /**
+ * How deep arrays and objects may nest in a JSON body. `JSON.parse` copes with deep nesting,
+ * but `JSON.stringify` (which republishes `data`) and every other recursive walk run out of
+ * stack a few thousand levels down, which would be a 500. No honest body comes near this.
+ */
+export const MAX_JSON_DEPTH = 32;
+
+/** True when `text` opens more than `limit` arrays or objects inside each other (strings skipped). */
+function exceedsDepth(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let index = 0; index < text.length; index += 1) {
+    const char = text[index];
+    if (inString) {
+      if (char === '\\') index += 1;
+      else if (char === '"') inString = false;
+    } else if (char === '"') {
+      inString = true;
+    } else if (char === '{' || char === '[') {
+      depth += 1;
+      if (depth > limit) return true;
+    } else if (char === '}' || char === ']') {
+      depth -= 1;
+    }
+  }
+  return false;
+}
+
+/**
  * Reads a JSON or form-encoded body into a plain object of fields.
  * HTML forms post `application/x-www-form-urlencoded`; `fetch` callers usually post JSON.
  */
@@ -78,6 +106,9 @@ export async function readFields(
     throw new HttpError(400, 'Request body is not valid UTF-8');
   }
   if (isForm) return Object.fromEntries(new URLSearchParams(text));
+  if (exceedsDepth(text, MAX_JSON_DEPTH)) {
+    throw new HttpError(400, `Request body is nested deeper than ${MAX_JSON_DEPTH} levels`);
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);
