@@ -1,7 +1,8 @@
 /**
  * Routing: each feature hands over a list of routes (`paragraphRoutes`, `hubRoutes`, ...), and
- * `router` picks the one whose method and path match. A path that exists under another method
- * gets 405 with `Allow`, as HTTP asks; anything else falls through to the static files.
+ * `router` picks the one whose method and path match. HEAD runs the GET route (Node sends the
+ * headers without the body; an event stream ends at once). A path that exists under another
+ * method gets 405 with `Allow`, as HTTP asks; anything else falls through to the static files.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequirePublisher } from './access.ts';
@@ -49,10 +50,11 @@ export function router(routes: readonly Route[], fallback: Handler): Handler {
       const params = matchPath(pattern, segments);
       return params ? [{ route, params }] : [];
     });
-    const found = matches.find(({ route }) => route.method === req.method);
+    const method = req.method === 'HEAD' ? 'GET' : req.method;
+    const found = matches.find(({ route }) => route.method === method);
     if (found) return found.route.handle(req, res, url, found.params);
     if (matches.length > 0) {
-      const allow = matches.map(({ route }) => route.method).join(', ');
+      const allow = matches.flatMap(({ route }) => (route.method === 'GET' ? ['GET', 'HEAD'] : [route.method])).join(', ');
       throw new HttpError(405, `Method ${req.method} is not allowed on ${url.pathname}`, { Allow: allow });
     }
     if (req.method === 'GET' || req.method === 'HEAD') return fallback(req, res, url, {});
