@@ -2,8 +2,11 @@
  * Writing a file so that a crash can never leave it torn or empty: write a temporary file
  * beside it, flush it to disk, then rename it over the real one. A rename within a directory
  * is atomic, so readers (and the next run) see the old version or the new one, nothing between.
+ * Last, the directory is flushed too: the new name lives there, and a caller may act on the
+ * write at once (the order store empties its log), which is safe only once the rename is on disk.
  */
 import { open, rename } from 'node:fs/promises';
+import { dirname } from 'node:path';
 
 export async function writeFileAtomically(path: string, text: string): Promise<void> {
   const temporary = `${path}.${process.pid}.tmp`;
@@ -17,4 +20,17 @@ export async function writeFileAtomically(path: string, text: string): Promise<v
     await file.close();
   }
   await rename(temporary, path);
+  await syncDirectory(dirname(path));
+}
+
+/** Flushes a directory's entries (names, renames) to disk, as fsync does a file's content. */
+async function syncDirectory(path: string): Promise<void> {
+  // Node cannot flush a directory on Windows; there the rename is left to the file system.
+  if (process.platform === 'win32') return;
+  const directory = await open(path, 'r');
+  try {
+    await directory.sync();
+  } finally {
+    await directory.close();
+  }
 }

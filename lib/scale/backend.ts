@@ -23,7 +23,7 @@ export interface Backend {
   start(): Promise<void>;
   /** The key for order watch tokens; known once `start` has resolved. */
   watchSecret(): Buffer;
-  /** At shutdown: saves the in-process history for the next run, or disconnects from Redis. */
+  /** At shutdown: closes the order log and saves the in-process history for the next run, or disconnects from Redis. */
   stop(): Promise<void>;
 }
 
@@ -43,6 +43,7 @@ export function createBackend(config: Config, logger: Logger): Backend {
       watchSecret: () => secret,
       stop: async () => {
         hub.flush();
+        await orders.close();
         await saveHistory(historyFile, store);
       },
     };
