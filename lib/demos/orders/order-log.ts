@@ -20,7 +20,10 @@
  * orders without a word.
  *
  * Why not rewrite `orders.json` on every change, as this store once did: then a change costs
- * as much as all the orders (with 3,000 orders, `POST /orders` took seconds).
+ * as much as all the orders. `npx tsx bench/orders-store.ts` (ext4, 2-core VM): with 10,000
+ * orders stored, a create or a status change took about 25 ms that way, 40× what it took with
+ * 10; with the log both take about 0.2 ms with 10 orders or 10,000 (10,000 ÷ 10: 0.8–1.2×).
+ * One compaction of 10,000 orders takes 40–60 ms, once per 10,000 changes or more.
  */
 import { readFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
