@@ -23,7 +23,10 @@ export interface Backend {
   start(): Promise<void>;
   /** The key for order watch tokens; known once `start` has resolved. */
   watchSecret(): Buffer;
-  /** At shutdown: closes the order log and saves the in-process history for the next run, or disconnects from Redis. */
+  /**
+   * At shutdown: closes the order log and saves the in-process history for the next run (a
+   * disk that refuses is logged, and shutdown goes on), or disconnects from Redis.
+   */
   stop(): Promise<void>;
 }
 
@@ -44,7 +47,7 @@ export function createBackend(config: Config, logger: Logger): Backend {
       stop: async () => {
         hub.flush();
         await orders.close();
-        await saveHistory(historyFile, store);
+        await saveHistory(historyFile, store, logger);
       },
     };
   }

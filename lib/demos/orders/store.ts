@@ -8,6 +8,10 @@
  * now and then (./order-log.ts), so a change costs the same with ten orders or ten thousand.
  * Nothing else a change does scans the orders either: making room takes the oldest finished
  * order from a set kept for that.
+ *
+ * When the disk refuses a change (full, read-only), the change is not made, the client gets
+ * 503 with Retry-After, and the store reports itself unavailable (`/healthz` says degraded)
+ * until a change is saved again.
  */
 import { mkdirSync } from 'node:fs';
 import { HttpError } from '../../http/json.ts';
@@ -32,6 +36,8 @@ export interface Orders {
   setStatus(id: string, status: OrderStatus): Promise<Order>;
   /** Resolves once every change accepted so far is saved and published (for shutdown). */
   idle(): Promise<void>;
+  /** False while changes cannot be saved (a full or read-only disk, Redis out of reach). */
+  readonly available: boolean;
   /**
    * All orders (or the one), read together with the id of the newest order event they reflect,
    * so a watcher can take live updates from exactly there. `current` is the hub's newest id
@@ -67,6 +73,7 @@ export class OrderStore implements Orders {
   #queue: Promise<unknown> = Promise.resolve();
   /** Log lines at which to compact; pushed back after a failure, so a full disk is not retried on every change. */
   #compactAt = COMPACT_AFTER_LINES;
+  #available = true;
 
   /** Opens (or creates) the store in `dir`, reading what earlier runs saved. */
   constructor(dir: string, options: OrderStoreOptions) {
@@ -78,6 +85,10 @@ export class OrderStore implements Orders {
     const finished = [...this.#orders.values()].filter(isFinished);
     finished.sort((a, b) => a.updatedAt.localeCompare(b.updatedAt));
     for (const order of finished) this.#finished.add(order.id);
+  }
+
+  get available(): boolean {
+    return this.#available;
   }
 
   /** Resolves once every change accepted so far is saved (for shutdown). */
@@ -110,7 +121,7 @@ export class OrderStore implements Orders {
   }
 
   create(input: { item: string; demo: boolean }): Promise<Order> {
-    return this.#change(() => {
+    return this.#change('create an order', () => {
       let evicted: string | undefined;
       if (this.#orders.size >= this.#options.maxOrders) {
         evicted = this.#finished.values().next().value;
@@ -121,7 +132,7 @@ export class OrderStore implements Orders {
   }
 
   setStatus(id: string, status: OrderStatus): Promise<Order> {
-    return this.#change(() => {
+    return this.#change(`update order ${id}`, () => {
       const current = this.#orders.get(id);
       if (!current) throw new HttpError(404, `No order ${JSON.stringify(id)}`);
       return { order: withStatus(current, status) };
@@ -132,10 +143,10 @@ export class OrderStore implements Orders {
    * Runs one change: compute it, save it, and only then make it current and announce it. If
    * saving fails, the orders stay as they were and nobody hears of the change.
    */
-  #change(compute: () => OrderChange): Promise<Order> {
+  #change(action: string, compute: () => OrderChange): Promise<Order> {
     const run = async () => {
       const change = compute();
-      await this.#log.append(change);
+      await this.#save(action, change);
       this.#apply(change);
       // Synchronously with the line above (the memory hub stores the event before its first
       // await), so the orders and the hub's ids never disagree, even for an instant.
@@ -152,6 +163,18 @@ export class OrderStore implements Orders {
       () => undefined,
     );
     return result;
+  }
+
+  async #save(action: string, change: OrderChange): Promise<void> {
+    try {
+      await this.#log.append(change);
+    } catch (error) {
+      if (this.#available) this.#options.logger('orders.unavailable', { file: this.#log.logFile, error: String(error) });
+      this.#available = false;
+      throw cannotSave(action, error);
+    }
+    if (!this.#available) this.#options.logger('orders.available', { file: this.#log.logFile });
+    this.#available = true;
   }
 
   #apply({ order, evicted }: OrderChange): void {
@@ -176,4 +199,14 @@ export class OrderStore implements Orders {
       this.#options.logger('orders.compaction_failed', { file: this.#log.snapshotFile, error: String(error) });
     }
   }
+}
+
+/** The 503 of a change the disk refused. The cause is the operator's to fix; the client retries. */
+function cannotSave(action: string, error: unknown): HttpError {
+  const code = (error as NodeJS.ErrnoException)?.code;
+  const reason =
+    code === 'ENOSPC' || code === 'EDQUOT' ? "the server's disk is full"
+    : code === 'EROFS' || code === 'EACCES' || code === 'EPERM' ? "the server's data directory is not writable"
+    : "the server's disk failed";
+  return new HttpError(503, `Cannot ${action}: ${reason}; try again later`, { 'Retry-After': '30' });
 }
