@@ -34,7 +34,7 @@ export function createBackend(config: Config, logger: Logger): Backend {
   const { historySize, maxChannels, maxOrders } = config;
   if (config.redisUrl === undefined) {
     const historyFile = join(config.dataDir, 'history.json');
-    const store = new MemoryStore({ historySize, maxChannels, saved: takeSavedHistory(historyFile) });
+    const store = new MemoryStore({ historySize, maxChannels, saved: takeSavedHistory(historyFile, logger) });
     const hub = new Hub(store, { logger, maxReplayBytes: config.maxBacklogBytes });
     // The order store creates DATA_DIR; the secret is kept beside the orders.
     const orders = new OrderStore(config.dataDir, { maxOrders, hub, logger });
