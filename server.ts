@@ -95,7 +95,7 @@ export function createApp(options: AppOptions = {}): App {
       ...hubRoutes({ ...shared, hub }), // GET /stream, POST /publish, POST /messages
       ...monitorRoutes(monitor), // GET /request_status, GET /demo/flaky
       ...orderRoutes({ ...shared, hub, orders, secret: backend.watchSecret }), // /orders…, GET /order_monitor
-      ...operationsRoutes(streams, hub), // GET /healthz, GET /metrics
+      ...operationsRoutes(streams, hub, { orders }), // GET /healthz, GET /metrics
     ],
   });
 

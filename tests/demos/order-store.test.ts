@@ -4,16 +4,17 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { OrderStore } from '../../lib/demos/orders/store.ts';
 
 describe('the order store on disk', () => {
-  it('survives being killed mid-write: the file is whole, and every acknowledged order is in it', async () => {
+  it('survives being killed mid-write: the files load, and every acknowledged change is in them', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'orders-crash-'));
-    // A separate process creating orders as fast as it can, printing each id once it is saved.
+    // A separate process creating and paying for orders as fast as it can, printing each id once
+    // both changes are saved. Two log lines per order: the log is compacted at 500 orders and at 1,000.
     const child = spawn(
       process.execPath,
       [
@@ -24,18 +25,22 @@ describe('the order store on disk', () => {
         `import { OrderStore } from ${JSON.stringify(new URL('../../lib/demos/orders/store.ts', import.meta.url).href)};
          const hub = { publish: async () => ({ id: 0 }) };
          const store = new OrderStore(${JSON.stringify(dir)}, { maxOrders: 1e6, hub, logger: () => {} });
-         for (;;) process.stdout.write((await store.create({ item: 'x'.repeat(200), demo: false })).id + '\\n');`,
+         for (;;) {
+           const order = await store.create({ item: 'x'.repeat(100), demo: false });
+           await store.setStatus(order.id, 'paid');
+           process.stdout.write(order.id + '\\n');
+         }`,
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let acknowledged: string[] = [];
     let output = '';
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('the writer never saved 200 orders')), 30_000);
+      const timer = setTimeout(() => reject(new Error('the writer never saved 1,200 orders')), 30_000);
       child.stdout!.on('data', (chunk: Buffer) => {
         output += chunk;
         acknowledged = output.split('\n').slice(0, -1);
-        if (acknowledged.length >= 200 && !child.killed) {
+        if (acknowledged.length >= 1200 && !child.killed) {
           clearTimeout(timer);
           child.kill('SIGKILL');
           resolve();
@@ -43,11 +48,12 @@ describe('the order store on disk', () => {
       });
     });
     await new Promise((resolve) => child.once('exit', resolve));
-    const text = readFileSync(join(dir, 'orders.json'), 'utf8');
-    assert.doesNotThrow(() => JSON.parse(text), 'orders.json is torn');
+    // Loading refuses a damaged orders.json or orders.log, so loading at all shows both are whole.
     const store = new OrderStore(dir, { maxOrders: 1e6, hub: { publish: async () => ({ id: 0 }) }, logger: () => {} });
-    const saved = new Set((await store.list()).map((order) => order.id));
-    for (const id of acknowledged) assert.ok(saved.has(id), `acknowledged order ${id} was lost`);
-    assert.ok(readdirSync(dir).every((name) => name === 'orders.json' || name.endsWith('.tmp')));
+    const saved = new Map((await store.list()).map((order) => [order.id, order.status]));
+    for (const id of acknowledged) assert.equal(saved.get(id), 'paid', `acknowledged order ${id} was lost`);
+    const files = readdirSync(dir);
+    assert.ok(files.includes('orders.json'), 'the log was never compacted');
+    assert.ok(files.every((name) => name === 'orders.json' || name === 'orders.log' || name.endsWith('.tmp')), String(files));
   });
 });
