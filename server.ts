@@ -9,6 +9,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { StreamRegistry } from './lib/sse/registry.ts';
+import { publisherCheck } from './lib/http/access.ts';
 import { clientAddressReader } from './lib/http/addresses.ts';
 import { DEFAULTS, loadConfig, type Config } from './lib/http/config.ts';
 import { baseUrl, createHttpServer, listen } from './lib/http/http-server.ts';
@@ -63,7 +64,7 @@ export function createApp(options: AppOptions = {}): App {
       maxStreamsPerAddress: config.maxStreamsPerAddress,
     }),
     clientAddress,
-    publishKey: config.publishKey,
+    requirePublisher: publisherCheck({ ...config, clientAddress }),
     maxBodyBytes: config.maxBodyBytes,
     postsPerMinute: config.postsPerMinute,
   };
@@ -94,7 +95,7 @@ export function createApp(options: AppOptions = {}): App {
       ...hubRoutes({ ...shared, hub }), // GET /stream, POST /publish, POST /messages
       ...monitorRoutes(monitor), // GET /request_status, GET /demo/flaky
       ...orderRoutes({ ...shared, hub, orders, secret: backend.watchSecret }), // /orders…, GET /order_monitor
-      ...operationsRoutes(streams, hub), // GET /healthz, GET /metrics
+      ...operationsRoutes(streams, hub, { orders }), // GET /healthz, GET /metrics
     ],
   });
 

@@ -81,8 +81,11 @@ export class SseClient {
       this.#resolveReady = resolve;
       this.#rejectReady = reject;
     });
-    // Nobody may be waiting on `ready` when a later error happens.
-    this.ready.catch(() => {});
+    // Nobody may be waiting on `ready` when a later error happens; the reason is kept in
+    // `error` (which #fail sets first), where the worker reports it.
+    this.ready.catch((reason: unknown) => {
+      this.error ??= String(reason);
+    });
     this.socket = connect({ host: options.host, port: options.port, localAddress: options.localAddress });
     this.socket.setNoDelay(true);
     this.socket.on('connect', () => {

@@ -54,6 +54,8 @@ export interface Config {
   requestTimeoutMs: number;
   /** Origins allowed to use the API from another site (CORS); `*` allows any, without cookies. */
   allowedOrigins: readonly string[];
+  /** Host names, besides loopback ones, under which requests from this machine may publish without a key. */
+  allowedHosts: readonly string[];
   /** Behind a reverse proxy: take the client's address from the proxy's X-Forwarded-For. */
   trustProxy: boolean;
   /** Redis shared by several processes (channels, history, orders); unset = all in this process. */
@@ -91,6 +93,7 @@ export const DEFAULTS: Config = {
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
   allowedOrigins: [],
+  allowedHosts: [],
   trustProxy: false,
   redisUrl: undefined,
   redisPrefix: 'sse:',
@@ -123,6 +126,11 @@ function urlFrom(env: NodeJS.ProcessEnv, name: string, protocols: readonly strin
   return url;
 }
 
+/** Reads a comma-separated list; unset or empty is an empty list. */
+function list(env: NodeJS.ProcessEnv, name: string): string[] {
+  return (env[name] ?? '').split(',').map((item) => item.trim()).filter(Boolean);
+}
+
 /** Builds the configuration from environment variables (see README for the list). */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
@@ -152,7 +160,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     headersTimeoutMs: integer(env, 'HEADERS_TIMEOUT_MS', DEFAULTS.headersTimeoutMs, 100, 600_000),
     requestTimeoutMs: integer(env, 'REQUEST_TIMEOUT_MS', DEFAULTS.requestTimeoutMs, 100, 3_600_000),
     trustProxy: env['TRUST_PROXY'] === '1' || env['TRUST_PROXY'] === 'true',
-    allowedOrigins: (env['ALLOWED_ORIGINS'] ?? '').split(',').map((origin) => origin.trim()).filter(Boolean),
+    allowedOrigins: list(env, 'ALLOWED_ORIGINS'),
+    allowedHosts: list(env, 'ALLOWED_HOSTS'),
     redisUrl: urlFrom(env, 'REDIS_URL', ['redis:', 'rediss:'], true)?.href,
     redisPrefix: env['REDIS_PREFIX'] || DEFAULTS.redisPrefix,
     workers: integer(env, 'WORKERS', DEFAULTS.workers, 0, 1024),

@@ -11,23 +11,57 @@ import type { Logger } from './log.ts';
 import { SseFormatError } from '../sse/format.ts';
 
 /** Answers an error a handler threw (or rejected with). */
-export function answerError(req: IncomingMessage, res: ServerResponse, error: unknown, logger: Logger): void {
+export async function answerError(req: IncomingMessage, res: ServerResponse, error: unknown, logger: Logger): Promise<void> {
   // Once a stream or file has started, the status line is gone; all we can do is hang up.
   if (res.headersSent) {
     res.destroy();
     return;
   }
+  // The client gave up while sending its body: nobody is left to answer, and it is no fault of ours.
+  if (req.destroyed && !req.complete) {
+    logger('request.aborted', { method: req.method, url: req.url });
+    return;
+  }
   if (error instanceof HttpError || error instanceof SseFormatError) {
     const status = error instanceof HttpError ? error.status : 400;
     const headers = error instanceof HttpError ? { ...error.headers } : {};
-    // An unread request body would be parsed as the next request: close the connection.
-    if (!req.complete) headers['Connection'] = 'close';
+    if (!req.complete) {
+      await discardBody(req);
+      // Gone while we waited, or still sending after the grace period: close after answering.
+      if (res.destroyed) return;
+      if (!req.complete) headers['Connection'] = 'close';
+    }
     sendJson(res, status, { error: error.message }, headers);
     return;
   }
   // Internals stay in the log; the client learns only that it was not its fault.
   logger('request.error', { method: req.method, url: req.url, error: String((error as Error)?.stack ?? error) });
   sendJson(res, 500, { error: 'Internal server error' });
+}
+
+/**
+ * How long the rest of a refused body may keep arriving before we answer anyway. Answering
+ * and closing at once (what a naive server does) while the client is still sending makes our
+ * kernel meet its next packets with a reset, and a reset can destroy our answer before the
+ * client reads it: it sees "connection reset" instead of the 413. So, in the spirit of nginx's
+ * lingering close, the rest of the body is read and thrown away first (Node's parser knows
+ * where it ends, so the connection stays usable), but for this long at most.
+ */
+const LINGER_MS = 5_000;
+
+/** Reads and drops the rest of the request body; resolves when it ended, or after LINGER_MS. */
+function discardBody(req: IncomingMessage): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      req.off('end', done).off('close', done);
+      resolve();
+    };
+    const timer = setTimeout(done, LINGER_MS);
+    req.once('end', done).once('close', done);
+    // Flowing with no 'data' listener: each chunk is read and dropped.
+    req.resume();
+  });
 }
 
 /**

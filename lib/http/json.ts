@@ -40,18 +40,67 @@ export function sendJson(
  *
  * The limit is checked as bytes arrive, not after: a client announcing (or just sending) a
  * gigabyte is stopped at the limit instead of being buffered into memory first.
+ *
+ * Listeners, not `for await`: leaving a `for await` loop early destroys the request, and with
+ * it the socket, while the client is still sending. Its kernel then gets a reset instead of
+ * our 413. Here the rest of the body is left for ./errors.ts to drain after the answer.
  */
-export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length']);
-  if (declared > limit) throw new HttpError(413, `Request body is larger than ${limit} bytes`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw new HttpError(413, `Request body is larger than ${limit} bytes`);
-    chunks.push(chunk);
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const tooLarge = () => new HttpError(413, `Request body is larger than ${limit} bytes`);
+  if (Number(req.headers['content-length']) > limit) return Promise.reject(tooLarge());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const stop = () => {
+      req.off('data', onData).off('end', onEnd).off('error', onError);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) {
+        chunks.push(chunk);
+        return;
+      }
+      stop();
+      reject(tooLarge());
+    };
+    const onEnd = () => {
+      stop();
+      resolve(Buffer.concat(chunks));
+    };
+    const onError = (error: Error) => {
+      stop();
+      reject(error);
+    };
+    req.on('data', onData).on('end', onEnd).on('error', onError);
+  });
+}
+
+/**
+ * How deep arrays and objects may nest in a JSON body. `JSON.parse` copes with deep nesting,
+ * but `JSON.stringify` (which republishes `data`) and every other recursive walk run out of
+ * stack a few thousand levels down, which would be a 500. No honest body comes near this.
+ */
+export const MAX_JSON_DEPTH = 32;
+
+/** True when `text` opens more than `limit` arrays or objects inside each other (strings skipped). */
+function exceedsDepth(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let index = 0; index < text.length; index += 1) {
+    const char = text[index];
+    if (inString) {
+      if (char === '\\') index += 1;
+      else if (char === '"') inString = false;
+    } else if (char === '"') {
+      inString = true;
+    } else if (char === '{' || char === '[') {
+      depth += 1;
+      if (depth > limit) return true;
+    } else if (char === '}' || char === ']') {
+      depth -= 1;
+    }
   }
-  return Buffer.concat(chunks);
+  return false;
 }
 
 /**
@@ -78,6 +127,9 @@ export async function readFields(
     throw new HttpError(400, 'Request body is not valid UTF-8');
   }
   if (isForm) return Object.fromEntries(new URLSearchParams(text));
+  if (exceedsDepth(text, MAX_JSON_DEPTH)) {
+    throw new HttpError(400, `Request body is nested deeper than ${MAX_JSON_DEPTH} levels`);
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);

@@ -3,16 +3,20 @@
  * text lines a scraper, or a person with curl, can read; counters only grow, gauges are a
  * reading of now). https://prometheus.io/docs/instrumenting/exposition_formats/
  *
- * The hub's figures come in through `HubReadings`, the few numbers this file needs, so the
- * HTTP layer never depends on the hub that is built on top of it.
+ * The hub's figures come in through `HubReadings`, the few numbers this file needs, and the
+ * other stores (orders) through `Availability`, so the HTTP layer never depends on the hub or
+ * the demos built on top of it.
  */
 import type { StreamRegistry } from '../sse/registry.ts';
 import { sendJson } from './json.ts';
 import type { Route } from './router.ts';
 
-export interface HubReadings {
-  /** False while the shared store (Redis) is unreachable. */
+/** A store that can fail for a while: Redis out of reach, a disk full or read-only. */
+export interface Availability {
   readonly available: boolean;
+}
+
+export interface HubReadings extends Availability {
   readonly subscriberCount: number;
   readonly channelCount: number;
   /** Undefined when history is not kept in this process (Redis). */
@@ -45,14 +49,20 @@ export function renderMetrics(streams: StreamRegistry, hub: HubReadings): string
   return lines.join('\n') + '\n';
 }
 
-export function operationsRoutes(streams: StreamRegistry, hub: HubReadings): Route[] {
+/** `stores` names what else /healthz answers for, e.g. `{ orders }`. */
+export function operationsRoutes(streams: StreamRegistry, hub: HubReadings, stores: Record<string, Availability>): Route[] {
   return [
     {
       method: 'GET',
       path: '/healthz',
-      // 200 even when degraded (Redis away): every process shares that one Redis, so a 503 would
-      // take them all out of a load balancer at once, and open streams do fine meanwhile.
-      handle: (_req, res) => sendJson(res, 200, { status: hub.available ? 'ok' : 'degraded', streams: streams.size }),
+      // 200 even when degraded (Redis away, the disk full): open streams do fine meanwhile, and
+      // a 503 would take the process out of a load balancer; with Redis, which every process
+      // shares, it would take them all out at once. `unavailable` says what to look at.
+      handle: (_req, res) => {
+        const unavailable = Object.entries({ hub, ...stores }).filter(([, store]) => !store.available).map(([name]) => name);
+        const status = unavailable.length === 0 ? { status: 'ok' } : { status: 'degraded', unavailable };
+        sendJson(res, 200, { ...status, streams: streams.size });
+      },
     },
     {
       method: 'GET',

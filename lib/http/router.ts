@@ -1,9 +1,11 @@
 /**
  * Routing: each feature hands over a list of routes (`paragraphRoutes`, `hubRoutes`, ...), and
- * `router` picks the one whose method and path match. A path that exists under another method
- * gets 405 with `Allow`, as HTTP asks; anything else falls through to the static files.
+ * `router` picks the one whose method and path match. HEAD runs the GET route (Node sends the
+ * headers without the body; an event stream ends at once). A path that exists under another
+ * method gets 405 with `Allow`, as HTTP asks; anything else falls through to the static files.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RequirePublisher } from './access.ts';
 import type { ClientAddress } from './addresses.ts';
 import { HttpError } from './json.ts';
 import type { OpenStream } from './stream-limits.ts';
@@ -48,10 +50,11 @@ export function router(routes: readonly Route[], fallback: Handler): Handler {
       const params = matchPath(pattern, segments);
       return params ? [{ route, params }] : [];
     });
-    const found = matches.find(({ route }) => route.method === req.method);
+    const method = req.method === 'HEAD' ? 'GET' : req.method;
+    const found = matches.find(({ route }) => route.method === method);
     if (found) return found.route.handle(req, res, url, found.params);
     if (matches.length > 0) {
-      const allow = matches.map(({ route }) => route.method).join(', ');
+      const allow = matches.flatMap(({ route }) => (route.method === 'GET' ? ['GET', 'HEAD'] : [route.method])).join(', ');
       throw new HttpError(405, `Method ${req.method} is not allowed on ${url.pathname}`, { Allow: allow });
     }
     if (req.method === 'GET' || req.method === 'HEAD') return fallback(req, res, url, {});
@@ -64,8 +67,8 @@ export interface RouteContext {
   /** Opens an event stream behind the admission limits (./stream-limits.ts). */
   openStream: OpenStream;
   clientAddress: ClientAddress;
-  /** Who may publish: this key, or callers on this machine when it is unset (./access.ts). */
-  publishKey: string | undefined;
+  /** Throws 401/403 unless the caller may publish (./access.ts). */
+  requirePublisher: RequirePublisher;
   /** Largest request body accepted (413 past it). */
   maxBodyBytes: number;
   /** Public writes allowed per address per minute (429 past it). */

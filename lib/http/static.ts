@@ -6,9 +6,13 @@
  * normalise such paths into something safe, any path with a `.` or `..` segment, an empty
  * segment, a backslash or a NUL is refused outright, and the resolved file must still lie
  * inside the root as a last check.
+ *
+ * Two more things are never served, because nobody puts them in `public/` meaning to publish
+ * them: dotfiles (`.env`, `.git/`, an editor's `.swp`), and anything reached through a symbolic
+ * link, which could point anywhere on the machine. Both answer 404, like a missing file.
  */
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, realpath, type FileHandle } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -44,16 +48,37 @@ export function safeSegments(rawPath: string): string[] {
   return segments;
 }
 
+/** Opens a regular file that is reached without any symbolic link; undefined when there is none. */
+async function openPlainFile(file: string): Promise<FileHandle | undefined> {
+  let handle: FileHandle;
+  try {
+    // realpath resolves every link on the way: a path that changes had one. O_NOFOLLOW also
+    // refuses a link swapped in at the last component between the check and the open.
+    if ((await realpath(file)) !== file) return undefined;
+    handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') return undefined;
+    throw error;
+  }
+  if ((await handle.stat()).isFile()) return handle;
+  await handle.close();
+  return undefined;
+}
+
 /** Answers GET/HEAD for a file under `root`; 404 when there is no such file. */
 export async function serveStatic(root: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   // The raw path, before any URL normalisation could quietly resolve `..` for us.
   const rawPath = (req.url ?? '/').split('?')[0]!;
-  const base = resolve(root);
-  const file = join(base, ...safeSegments(rawPath));
+  // The root itself may be a link (a deploy's `current/`); only what lies below it may not.
+  const base = await realpath(resolve(root));
+  const segments = safeSegments(rawPath);
+  const file = join(base, ...segments);
   if (!file.startsWith(base + sep)) throw new HttpError(400, 'Path is not allowed');
 
-  const info = await stat(file).catch(() => undefined);
-  if (!info?.isFile()) throw new HttpError(404, `No such file: ${rawPath}`);
+  const handle = segments.some((segment) => segment.startsWith('.')) ? undefined : await openPlainFile(file);
+  if (handle === undefined) throw new HttpError(404, `No such file: ${rawPath}`);
+  const info = await handle.stat();
 
   res.writeHead(200, {
     'Content-Type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream',
@@ -65,7 +90,9 @@ export async function serveStatic(root: string, req: IncomingMessage, res: Serve
   });
   if (req.method === 'HEAD') {
     res.end();
+    await handle.close();
     return;
   }
-  await pipeline(createReadStream(file), res);
+  // The stream closes the file when it ends, or fails.
+  await pipeline(handle.createReadStream(), res);
 }

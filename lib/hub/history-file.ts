@@ -3,22 +3,64 @@
  * start. It is read once and deleted at once: if that run then crashed, a stale copy must not
  * come back next time and hand out ids the crashed run already used. Without the file, ids
  * start afresh and old ones get `reset`.
+ *
+ * History is a convenience, not a record (orders are the record): a file that will not read
+ * back is moved aside for whoever investigates, and a save the disk refuses is logged; neither
+ * stops the server from starting or from shutting down. Clients then get `reset`, as after a crash.
  */
-import { readFileSync, unlinkSync } from 'node:fs';
+import { readFileSync, renameSync, unlinkSync } from 'node:fs';
+import type { Logger } from '../http/log.ts';
 import { writeFileAtomically } from './durable-file.ts';
 import type { MemoryStore, SavedHistory } from './memory-store.ts';
 
-export function takeSavedHistory(file: string): SavedHistory | undefined {
+export function takeSavedHistory(file: string, logger: Logger): SavedHistory | undefined {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
-  } catch {
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  const saved = parseSavedHistory(text);
+  if (saved === undefined) {
+    const movedTo = `${file}.corrupt-${new Date().toISOString().replaceAll(':', '-')}`;
+    renameSync(file, movedTo);
+    logger('history.corrupt', { file, movedTo });
     return undefined;
   }
   unlinkSync(file);
-  return JSON.parse(text) as SavedHistory;
+  return saved;
 }
 
-export function saveHistory(file: string, store: MemoryStore): Promise<void> {
-  return writeFileAtomically(file, JSON.stringify(store.save()));
+/** Saves the history for the next run; a failure (a full or read-only disk) is logged, not thrown. */
+export async function saveHistory(file: string, store: MemoryStore, logger: Logger): Promise<void> {
+  try {
+    await writeFileAtomically(file, JSON.stringify(store.save()));
+  } catch (error) {
+    logger('history.save_failed', { file, error: String(error) });
+  }
+}
+
+/** The saved history in `text`, or undefined if it is not what `MemoryStore.save` writes. */
+function parseSavedHistory(text: string): SavedHistory | undefined {
+  let saved: SavedHistory;
+  try {
+    saved = JSON.parse(text) as SavedHistory;
+  } catch {
+    return undefined;
+  }
+  const isId = (value: unknown) => Number.isSafeInteger(value);
+  const whole =
+    isId(saved?.firstId) &&
+    isId(saved.lastId) &&
+    isId(saved.forgottenUpTo) &&
+    Array.isArray(saved.channels) &&
+    saved.channels.every(
+      (channel) =>
+        typeof channel?.name === 'string' &&
+        isId(channel.evictedUpTo) &&
+        Array.isArray(channel.events) &&
+        channel.events.every((event) => isId(event?.id) && typeof event.data === 'string'),
+    );
+  return whole ? saved : undefined;
 }

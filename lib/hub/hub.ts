@@ -139,8 +139,9 @@ export class Hub implements PubSub {
    * takes the id in the call itself (memory) or in one ordered connection (Redis).
    */
   async publish(input: PublishInput): Promise<{ id: number }> {
-    // Refuse what cannot be framed (a line break in `event`) before anything is stored.
-    formatEvent({ event: input.event, data: '' });
+    // Refuse what cannot be framed (a line break in `event`, a lone surrogate) before anything
+    // is stored: in Redis, the frame is made only when the event comes back from the store.
+    formatEvent({ event: input.event, data: input.data });
     const id = await this.#store.append(input);
     this.stats.published += 1;
     return { id };

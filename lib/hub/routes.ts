@@ -7,7 +7,6 @@
  * gets a 4xx and changes nothing.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { requirePublisher } from '../http/access.ts';
 import { HttpError, readFields, sendJson } from '../http/json.ts';
 import { rateLimited } from '../http/rate-limit.ts';
 import type { Route, RouteContext } from '../http/router.ts';
@@ -46,7 +45,7 @@ function handleStream(context: HubContext, req: IncomingMessage, res: ServerResp
 }
 
 async function handlePublish(context: HubContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  requirePublisher(req, context.clientAddress(req), context.publishKey);
+  context.requirePublisher(req);
   const body = await readFields(req, context.maxBodyBytes);
   const channel = checkChannel(body['channel'], 'publish');
   const { event, data } = body;

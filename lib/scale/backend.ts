@@ -23,7 +23,10 @@ export interface Backend {
   start(): Promise<void>;
   /** The key for order watch tokens; known once `start` has resolved. */
   watchSecret(): Buffer;
-  /** At shutdown: saves the in-process history for the next run, or disconnects from Redis. */
+  /**
+   * At shutdown: closes the order log and saves the in-process history for the next run (a
+   * disk that refuses is logged, and shutdown goes on), or disconnects from Redis.
+   */
   stop(): Promise<void>;
 }
 
@@ -31,7 +34,12 @@ export function createBackend(config: Config, logger: Logger): Backend {
   const { historySize, maxChannels, maxOrders } = config;
   if (config.redisUrl === undefined) {
     const historyFile = join(config.dataDir, 'history.json');
-    const store = new MemoryStore({ historySize, maxChannels, maxBytes: config.historyMaxBytes, saved: takeSavedHistory(historyFile) });
+    const store = new MemoryStore({
+      historySize,
+      maxChannels,
+      maxBytes: config.historyMaxBytes,
+      saved: takeSavedHistory(historyFile, logger),
+    });
     const hub = new Hub(store, { logger, maxReplayBytes: config.maxBacklogBytes });
     // The order store creates DATA_DIR; the secret is kept beside the orders.
     const orders = new OrderStore(config.dataDir, { maxOrders, hub, logger });
@@ -43,7 +51,8 @@ export function createBackend(config: Config, logger: Logger): Backend {
       watchSecret: () => secret,
       stop: async () => {
         hub.flush();
-        await saveHistory(historyFile, store);
+        await orders.close();
+        await saveHistory(historyFile, store, logger);
       },
     };
   }

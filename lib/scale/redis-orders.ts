@@ -92,6 +92,11 @@ export class RedisOrderStore implements Orders {
     await Promise.allSettled([...this.#inFlight]);
   }
 
+  /** Orders can be saved exactly while Redis can be reached. */
+  get available(): boolean {
+    return this.#store.available;
+  }
+
   async get(id: string): Promise<Order | undefined> {
     const json = await this.#store.command(['HGET', `${this.#store.prefix}orders`, id], 'read the order');
     return typeof json === 'string' ? (JSON.parse(json) as Order) : undefined;

@@ -185,7 +185,7 @@ interface EventBody {
   k?: string;
 }
 
-/** The stored form of an event (JSON; absent fields stay absent, so `event: ""` survives). */
+/** The stored form of an event (JSON; absent fields stay absent). */
 export function eventBody(input: PublishInput): string {
   const body: EventBody = { c: input.channel, d: input.data };
   if (input.event !== undefined) body.e = input.event;

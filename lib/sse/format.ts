@@ -42,6 +42,10 @@ const LINE_BREAK = /\r\n|\r|\n/;
  *   itself starts with a space survives;
  * - `event` and `id` are single-line fields; a line break (or NUL, in an id) would change the
  *   meaning of the frame, so it is refused rather than silently stripped;
+ * - an empty `event` is refused too: the browser treats `event: ` as no type at all and fires
+ *   `message`, which is not what whoever set it asked for (leave it out to mean `message`);
+ * - text must be well-formed Unicode: a lone surrogate cannot be encoded as UTF-8, and would
+ *   go out silently as U+FFFD, so it is refused instead;
  * - presence is `!== undefined`: `data: ""`, `id: ""` (which resets the browser's last id) and
  *   `retry: 0` are all meaningful values.
  */
@@ -50,11 +54,17 @@ export function formatEvent(message: SseMessage): string {
   if (event === undefined && id === undefined && retry === undefined && data === undefined && comment === undefined) {
     throw new SseFormatError('Cannot format an event: it has no fields');
   }
+  for (const [field, text] of [['event', event], ['id', id], ['data', data], ['comment', comment]] as const) {
+    if (text !== undefined && !text.isWellFormed()) {
+      throw new SseFormatError(`Cannot format an event: ${field} contains a lone surrogate (not valid Unicode)`);
+    }
+  }
   let frame = '';
   if (comment !== undefined) {
     for (const line of comment.split(LINE_BREAK)) frame += `: ${line}\n`;
   }
   if (event !== undefined) {
+    if (event === '') throw new SseFormatError('Cannot format an event: event type is empty (leave it out for message)');
     if (LINE_BREAK.test(event)) {
       throw new SseFormatError(`Cannot format an event: event type ${JSON.stringify(event)} contains a line break`);
     }

@@ -16,7 +16,8 @@ import type { StreamRegistry } from './registry.ts';
  *   is always UTF-8, and saying so stops proxies and `curl` from guessing;
  * - `no-cache` makes every cache revalidate instead of answering from a stored copy, so no
  *   client is ever handed a replay of someone else's old stream (`no-store`, which forbids
- *   storing at all, is what the JSON answers use);
+ *   storing at all, is what the JSON answers use); `no-transform` forbids proxies to rewrite
+ *   the body, compression included, which would hold events back;
  * - `X-Accel-Buffering: no` tells nginx (and proxies that copy it) not to buffer the response,
  *   which would otherwise hold events back until a buffer fills;
  * - `keep-alive` states the intent for HTTP/1.1 clients and proxies: this response does not end.
@@ -26,7 +27,7 @@ import type { StreamRegistry } from './registry.ts';
 function streamHeaders(req: IncomingMessage): Record<string, string> {
   const headers: Record<string, string> = {
     'Content-Type': 'text/event-stream; charset=utf-8',
-    'Cache-Control': 'no-cache',
+    'Cache-Control': 'no-cache, no-transform',
     'X-Accel-Buffering': 'no',
   };
   // HTTP/2 forbids the Connection header, and HTTP/1.0 closes by default anyway.
@@ -50,6 +51,10 @@ export interface StreamOptions {
  * Call it only once the request is known to be good: after `writeHead` the status is fixed at
  * 200, so every 4xx decision must come first. Headers are flushed at once so the browser's
  * `open` event fires now, not when the first event happens to arrive.
+ *
+ * A HEAD request (a proxy's health check, say) gets the same headers and nothing else: the
+ * response ends at once, and the stream closes with it, running its cleanups as for any
+ * disconnect.
  */
 export function openStream(
   registry: StreamRegistry,
@@ -58,7 +63,8 @@ export function openStream(
   options: StreamOptions,
 ): SseStream {
   res.writeHead(200, streamHeaders(req));
-  res.flushHeaders();
+  if (req.method === 'HEAD') res.end();
+  else res.flushHeaders();
   const stream = new SseStream(res, registry, options.maxBacklogBytes);
   stream.send({ retry: options.retryMs });
   return stream;

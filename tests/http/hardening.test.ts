@@ -269,3 +269,50 @@ describe('pipelined and broken connections', () => {
     await running.close();
   });
 });
+
+describe('refused and abandoned request bodies', () => {
+  it('lets a client that sends a large body at once read the 413, instead of a connection reset', async () => {
+    const running = await startApp({ maxBodyBytes: 4096 });
+    const port = Number(running.url.port);
+    const big = Buffer.alloc(4 * 1024 * 1024, 'x');
+    const heads = [
+      `POST /publish HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${big.length}\r\n\r\n`,
+      `POST /publish HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: ${big.length}\r\n\r\n`,
+      // Chunked: the limit is found while reading, not from a declared length.
+      `POST /publish HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${big.length.toString(16)}\r\n`,
+    ];
+    for (const [index, head] of heads.entries()) {
+      const socket = connect(port, '127.0.0.1');
+      let answer = '';
+      let failure: Error | undefined;
+      socket.on('data', (chunk) => (answer += String(chunk)));
+      socket.on('error', (error) => (failure = error));
+      socket.write(head);
+      socket.write(big);
+      if (head.includes('chunked')) socket.write('\r\n0\r\n\r\n');
+      // Then, on the same connection where it is still open, an ordinary request.
+      socket.end(head.includes('Connection: close') ? '' : 'GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+      await once(socket, 'close');
+      assert.equal(failure, undefined, `case ${index}: ${failure?.message}`);
+      assert.match(answer, /^HTTP\/1\.1 413 /, `case ${index}`);
+      assert.match(answer, /larger than 4096 bytes/);
+      if (!head.includes('Connection: close')) assert.match(answer, /HTTP\/1\.1 200 OK[\s\S]*"status":"ok"/, `case ${index}: connection reused`);
+    }
+    await running.close();
+  });
+
+  it('logs a client that gives up in the middle of its body as an abort, not as a server error', async () => {
+    const logged: Array<{ event: string; fields: Record<string, unknown> | undefined }> = [];
+    const running = await startApp({ logger: (event, fields) => logged.push({ event, fields }) });
+    const received = once(running.app.server, 'request');
+    const socket = connect(Number(running.url.port), '127.0.0.1');
+    socket.write('POST /publish HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"channel":');
+    // Once the server is reading the body, vanish.
+    await received;
+    socket.destroy();
+    await eventually(() => logged.some(({ event }) => event === 'request'), 5000, 'the request log line');
+    await eventually(() => logged.some(({ event }) => event === 'request.aborted'), 5000, 'request.aborted');
+    assert.deepEqual(logged.filter(({ event }) => event === 'request.error'), []);
+    await running.close();
+  });
+});

@@ -15,7 +15,7 @@ describe('the server', async () => {
   it('answers 405 with an Allow header for a known path and a wrong method', async () => {
     const response = await fetch(new URL('/events', running.url), { method: 'POST' });
     assert.equal(response.status, 405);
-    assert.equal(response.headers.get('allow'), 'GET');
+    assert.equal(response.headers.get('allow'), 'GET, HEAD');
     assert.match((await jsonBody(response)).error, /POST/);
   });
 

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { jsonBody, startApp } from '../support/harness.ts';
 
@@ -65,5 +68,28 @@ describe('static files from public/', async () => {
     assert.equal(response.status, 405);
     assert.equal(response.headers.get('allow'), 'GET, HEAD');
     assert.match((await jsonBody(response)).error, /DELETE/);
+  });
+
+  it('serves no dotfile and nothing reached through a symbolic link, as if they were not there', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'sse-public-'));
+    writeFileSync(join(root, 'index.html'), '<p>hi</p>');
+    writeFileSync(join(root, '.env'), 'SECRET=1');
+    mkdirSync(join(root, '.git'));
+    writeFileSync(join(root, '.git', 'config'), '[core]');
+    const outside = mkdtempSync(join(tmpdir(), 'sse-outside-'));
+    writeFileSync(join(outside, 'secret.txt'), 'not for the web');
+    symlinkSync(join(outside, 'secret.txt'), join(root, 'linked.txt'));
+    symlinkSync(outside, join(root, 'linked-dir'));
+    const own = await startApp({ publicDir: root });
+    try {
+      assert.equal((await fetch(own.url)).status, 200);
+      for (const path of ['/.env', '/.git/config', '/linked.txt', '/linked-dir/secret.txt']) {
+        const response = await fetch(new URL(path, own.url));
+        assert.equal(response.status, 404, path);
+        assert.doesNotMatch(await response.text(), /SECRET|not for the web|core/);
+      }
+    } finally {
+      await own.close();
+    }
   });
 });

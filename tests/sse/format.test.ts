@@ -31,7 +31,17 @@ describe('formatEvent', () => {
     assert.equal(formatEvent({ data: '' }), 'data: \n\n');
     assert.equal(formatEvent({ id: '' }), 'id: \n\n');
     assert.equal(formatEvent({ retry: 0 }), 'retry: 0\n\n');
-    assert.equal(formatEvent({ event: '', data: 'x' }), 'event: \ndata: x\n\n');
+  });
+
+  it('refuses an empty event type, which a browser would dispatch as message', () => {
+    assert.throws(() => formatEvent({ event: '', data: 'x' }), /event type is empty/);
+  });
+
+  it('refuses lone surrogates, which UTF-8 cannot carry and would turn into U+FFFD', () => {
+    for (const message of [{ data: 'a\uD800b' }, { event: '\uDC00' }, { id: 'x\uD83D' }, { comment: '\uDFFF' }]) {
+      assert.throws(() => formatEvent(message), /lone surrogate/, JSON.stringify(message));
+    }
+    assert.equal(formatEvent({ data: '\u{1F600}' }), 'data: \u{1F600}\n\n');
   });
 
   it('splits multi-line comments into one comment line each', () => {

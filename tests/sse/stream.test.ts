@@ -26,12 +26,22 @@ describe('event streams over a real port', async () => {
   const running = await startApp({ heartbeatMs: 50 });
   after(() => running.close());
 
+  it('answers HEAD on a stream route with the stream headers and no body, and releases the stream at once', async () => {
+    for (const path of ['/events', '/stream?channel=head']) {
+      const response = await fetch(new URL(path, running.url), { method: 'HEAD' });
+      assert.equal(response.status, 200, path);
+      assert.equal(response.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+      assert.equal(await response.text(), '');
+    }
+    await eventually(() => running.app.streams.size === 0, 5000, 'HEAD streams released');
+  });
+
   it('answers with the event-stream headers and flushes them before any event', async () => {
     const client = new StreamClient(new URL('/events?interval=10000', running.url));
     const response = await client.opened();
     assert.equal(response.statusCode, 200);
     assert.equal(response.headers['content-type'], 'text/event-stream; charset=utf-8');
-    assert.equal(response.headers['cache-control'], 'no-cache');
+    assert.equal(response.headers['cache-control'], 'no-cache, no-transform');
     assert.equal(response.headers['x-accel-buffering'], 'no');
     assert.equal(response.headers['connection'], 'keep-alive');
     assert.equal(response.headers['content-length'], undefined);

@@ -108,6 +108,16 @@ export class StreamClient extends EventEmitter {
     return response;
   }
 
+  /**
+   * Waits for the stream's first frame: an event, or the id-only frame a new subscriber gets.
+   * From then on the server has it subscribed (headers alone do not say so: with Redis, the
+   * subscription's starting point is still being read when they are sent).
+   */
+  async live(ms = 10_000): Promise<void> {
+    await until(this, 'change', () => /(^|\n)id: \d+\n/.test(this.raw) || this.events.length > 0 || this.ended, ms);
+    if (this.ended && this.events.length === 0) throw new Error(`Stream ended before its first frame: ${JSON.stringify(this.raw)}`);
+  }
+
   /** Waits until at least `count` events have arrived. */
   async waitForEvents(count: number, ms = 5000): Promise<DecodedEvent[]> {
     await until(this, 'change', () => this.events.length >= count || this.ended, ms);

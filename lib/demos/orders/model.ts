@@ -70,3 +70,18 @@ export function withStatus(current: Order, status: OrderStatus): Order {
 export function isFinished(order: Order): boolean {
   return order.status === 'delivered' || order.status === 'cancelled';
 }
+
+/** True for a value shaped like an `Order`: what a line read back from disk must be. */
+export function isOrder(value: unknown): value is Order {
+  if (typeof value !== 'object' || value === null) return false;
+  const order = value as Partial<Order>;
+  return (
+    typeof order.id === 'string' &&
+    typeof order.item === 'string' &&
+    typeof order.demo === 'boolean' &&
+    isOrderStatus(order.status) &&
+    typeof order.createdAt === 'string' &&
+    typeof order.updatedAt === 'string' &&
+    Array.isArray(order.history)
+  );
+}

@@ -10,7 +10,6 @@
  * nobody anywhere. Watching every order needs the publish key (or loopback).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { requirePublisher } from '../../http/access.ts';
 import { HttpError, readFields, sendJson } from '../../http/json.ts';
 import { rateLimited } from '../../http/rate-limit.ts';
 import type { Route, RouteContext } from '../../http/router.ts';
@@ -42,15 +41,18 @@ export function orderRoutes(context: OrderContext): Route[] {
   ];
 }
 
-/** Reads `?order=&token=`, or checks publisher access for all orders. Returns the order id, if one. */
+/** One rule for reading one order and for watching it: the order's own token, or publisher access. */
+function authorizeOrder(context: OrderContext, req: IncomingMessage, url: URL, id: string): void {
+  if (url.searchParams.has('token')) requireToken(context.secret(), id, url.searchParams.get('token'));
+  else context.requirePublisher(req);
+}
+
+/** Reads `?order=` and authorizes watching it, or all orders (publishers only). Returns the order id, if one. */
 function authorizeWatch(context: OrderContext, req: IncomingMessage, url: URL): string | undefined {
   const orderId = url.searchParams.get('order');
-  if (orderId === null) {
-    requirePublisher(req, context.clientAddress(req), context.publishKey);
-    return undefined;
-  }
-  requireToken(context.secret(), orderId, url.searchParams.get('token'));
-  return orderId;
+  if (orderId === null) context.requirePublisher(req);
+  else authorizeOrder(context, req, url, orderId);
+  return orderId ?? undefined;
 }
 
 async function handleCreateOrder(context: OrderContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -68,21 +70,19 @@ async function handleCreateOrder(context: OrderContext, req: IncomingMessage, re
 }
 
 async function handleListOrders(context: OrderContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  requirePublisher(req, context.clientAddress(req), context.publishKey);
+  context.requirePublisher(req);
   sendJson(res, 200, { orders: await context.orders.list() });
 }
 
 async function handleGetOrder(context: OrderContext, req: IncomingMessage, res: ServerResponse, url: URL, id: string): Promise<void> {
-  // The order's own token, or publisher access: the same rule as watching it.
-  if (url.searchParams.has('token')) requireToken(context.secret(), id, url.searchParams.get('token'));
-  else requirePublisher(req, context.clientAddress(req), context.publishKey);
+  authorizeOrder(context, req, url, id);
   const order = await context.orders.get(id);
   if (!order) throw new HttpError(404, `No order ${JSON.stringify(id)}`);
   sendJson(res, 200, order);
 }
 
 async function handleSetStatus(context: OrderContext, req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
-  requirePublisher(req, context.clientAddress(req), context.publishKey);
+  context.requirePublisher(req);
   const { status } = await readFields(req, context.maxBodyBytes);
   if (!isOrderStatus(status)) {
     throw new HttpError(400, `Cannot update order: status must be one of ${ORDER_STATUSES.join(', ')}`);
