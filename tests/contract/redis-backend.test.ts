@@ -6,6 +6,7 @@
  */
 import { after, describe } from 'node:test';
 import { redis } from './backends.ts';
+import { historyLimitsContract } from './history-limits-contract.ts';
 import { hubContract } from './hub-contract.ts';
 import { ordersContract } from './orders-contract.ts';
 
@@ -15,5 +16,6 @@ if (backend.skip) console.log(`# ${backend.skip}`);
 describe('the Redis backend', { skip: backend.skip }, () => {
   after(() => backend.close());
   hubContract(backend);
+  historyLimitsContract(backend);
   ordersContract(backend);
 });

@@ -23,49 +23,27 @@ async function historyBytes(running: Running): Promise<number> {
   return Number(match[1]);
 }
 
-describe('history has a byte budget', async () => {
-  const budget = 1024 * 1024;
-  const running = await startApp({ historyMaxBytes: budget, historySize: 1000 });
-  after(() => running.close());
+/*
+ * What the in-process store adds to the contract (tests/contract/history-limits-contract.ts,
+ * which checks what is evicted and what replays on both backends): its own count of bytes,
+ * what memory that count stands for, and history saved at shutdown meeting the next run's limits.
+ */
 
-  // One early event on a channel of its own, then 400 events of 4 KiB over 40 channels: about
-  // 3.4 MB as the budget counts them (twice the frame, plus the objects), past 1 MiB.
-  const early = await publish(running, 'early', 'published first');
-  const ids: string[] = [];
-  let highest = 0;
-  for (let index = 0; index < 400; index++) {
-    ids.push(await publish(running, `c${index % 40}`, `${index} ${'x'.repeat(4096)}`));
-    if (index % 20 === 19) highest = Math.max(highest, await historyBytes(running));
-  }
-
-  it('never holds more than HISTORY_MAX_BYTES, and is filled to near it', async () => {
-    assert.ok(highest <= budget, `history reached ${highest} bytes`);
-    // Publishers have three quarters of it; the rest is the chat's (lib/hub/public-share.ts).
-    assert.ok((await historyBytes(running)) > budget * 0.7, 'the budget is used, not emptied');
-  });
-
-  it('evicts the oldest events first, across channels, and says reset to a replay that needed them', async () => {
-    // Each channel keeps 1000 events, so only the global budget can have evicted these.
-    for (const [channel, lastEventId] of [
-      ['early', String(Number(early) - 1)],
-      ['c0', ids[0]!],
-    ] as const) {
-      const client = new StreamClient(new URL(`/stream?channel=${channel}`, running.url), { 'Last-Event-ID': lastEventId });
-      const [reset] = await client.waitForEvents(1);
-      assert.equal(reset!.type, 'reset', channel);
-      assert.deepEqual(JSON.parse(reset!.data), { reason: 'history-exceeded' });
-      client.abort();
+describe('the in-process store counts history against HISTORY_MAX_BYTES', () => {
+  it('never holds more than the budget, and fills the publishers\' three quarters of it', async () => {
+    const budget = 1024 * 1024;
+    const running = await startApp({ historyMaxBytes: budget });
+    after(() => running.close());
+    // 400 events of 4 KiB over 40 channels: about 3.4 MB as counted (twice the frame, plus the objects).
+    let highest = 0;
+    for (let index = 0; index < 400; index++) {
+      await publish(running, `c${index % 40}`, `${index} ${'x'.repeat(4096)}`);
+      if (index % 20 === 19) highest = Math.max(highest, await historyBytes(running));
     }
-  });
-
-  it('still replays the newest events in full, on every channel they went to', async () => {
-    // The newest 80 events (about 0.7 MB as counted) fit; 16 channels is the most one stream follows.
-    const channels = Array.from({ length: 16 }, (_, index) => `channel=c${index}`).join('&');
-    const client = new StreamClient(new URL(`/stream?${channels}`, running.url), { 'Last-Event-ID': ids[319]! });
-    const expected = ids.slice(320).filter((_, index) => (320 + index) % 40 < 16);
-    const events = await client.waitForEvents(expected.length);
-    assert.deepEqual(events.map((event) => event.lastEventId), expected);
-    client.abort();
+    assert.ok(highest <= budget, `history reached ${highest} bytes`);
+    // The chat has the other quarter (lib/hub/public-share.ts).
+    const now = await historyBytes(running);
+    assert.ok(now > budget * 0.7 && now <= budget * 0.75, `history holds ${now} bytes`);
   });
 });
 
