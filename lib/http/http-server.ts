@@ -60,9 +60,8 @@ export function createHttpServer({ config, routes, clientAddress, writes, logger
     },
     (req, res) => {
       logWhenDone(req, res, clientAddress, logger);
-      Promise.resolve()
-        .then(() => dispatch(req, res))
-        .catch((error: unknown) => answerError(req, res, error, logger));
+      // An async function never throws: whatever goes wrong, now or later, is a rejection here.
+      dispatch(req, res).catch((error: unknown) => answerError(req, res, error, logger));
     },
   );
   server.on('clientError', answerClientError);

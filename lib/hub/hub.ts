@@ -223,12 +223,14 @@ export class Hub implements PubSub {
     const stale = () => member.closed || member.generation !== generation || this.#closed;
     for (let attempt = 0; ; attempt++) {
       if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(100 * attempt, 1000)).unref());
-      await this.#store.whenAvailable();
+      // Not awaited when there is nothing to wait for: a new stream reaches its first write sooner.
+      if (!this.#store.available) await this.#store.whenAvailable();
       if (stale()) return;
       try {
         // Live delivery must be on before history is read: then every event is either in
         // what is read, or arrives live (held), or both (dropped by id).
-        await Promise.all(member.group.channels.map((name) => this.#store.follow(name)));
+        const { channels } = member.group;
+        await (channels.length === 1 ? this.#store.follow(channels[0]!) : Promise.all(channels.map((name) => this.#store.follow(name))));
         if (stale()) return;
         const catchUp = await this.#catchUp(member);
         if (stale()) return;
@@ -255,7 +257,7 @@ export class Hub implements PubSub {
       const view = await this.#store.read(channels, position);
       const idOnly = Buffer.from(formatEvent({ id: String(position) }));
       const missed = this.#missed(member, view);
-      if (missed !== undefined) return { frames: Buffer.concat([idOnly, ...missed]), upTo: view.asOf };
+      if (missed !== undefined) return { frames: missed.length === 0 ? idOnly : Buffer.concat([idOnly, ...missed]), upTo: view.asOf };
       return this.#reset(view, 'too-much-to-replay', snapshot);
     }
     const view = await this.#store.read(channels, from);
