@@ -15,7 +15,7 @@ import { chartSvg } from './chart.ts';
 import { percentiles, type HistogramSnapshot } from './histogram.ts';
 import type { PublishResult } from './publisher.ts';
 import type { WorkerCommand } from './load-worker.ts';
-import { ALL_SERVERS, cpuSeconds, nextMessage, prepareGo, rssBytes, startServer, type RunningServer, type ServerKind } from './server-process.ts';
+import { ALL_SERVERS, cpuSeconds, goLoadWorker, nextMessage, prepareGo, rssBytes, startServer, type RunningServer, type ServerKind } from './server-process.ts';
 
 const here = new URL('.', import.meta.url).pathname;
 const args = process.argv.slice(2);
@@ -78,12 +78,29 @@ interface WorkerStats {
   cpuMicros: number;
 }
 
+/**
+ * Which load worker the run uses: the Go one (./load-go/worker.go) when Go is here, since the
+ * Node one (./load-worker.ts) costs several times more CPU per event received and saturates the
+ * load core at 10,000 subscribers; `--load node` asks for the Node one. Both speak the same IPC.
+ */
+let loadKind: 'go' | 'node' = 'node';
+
+function chooseLoad(): 'go' | 'node' {
+  if (option('--load') === 'node') return 'node';
+  const missing = prepareGo();
+  if (missing !== undefined) console.log(`load generator: Node (the Go one needs go: ${missing})`);
+  return missing === undefined ? 'go' : 'node';
+}
+
 class LoadGenerator {
   readonly workers: ChildProcess[];
 
   constructor(count: number) {
+    const goWorker = goLoadWorker();
     this.workers = Array.from({ length: count }, () =>
-      fork(`${here}load-worker.ts`, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+      loadKind === 'go' && goWorker !== undefined
+        ? spawn(goWorker, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+        : fork(`${here}load-worker.ts`, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
     );
   }
 
@@ -387,6 +404,7 @@ function medianOf(results: Results, caseId: string, kind: ServerKind, metric: st
 async function main(): Promise<void> {
   if (profile) mkdirSync(`${here}profiles`, { recursive: true });
   SERVERS = chooseServers();
+  loadKind = chooseLoad();
   const started = Date.now();
   const results: Results = new Map();
   const list = cases();
@@ -449,7 +467,9 @@ function render(results: Results, list: Case[], elapsed: number): string {
   lines.push(`- Date: ${new Date().toISOString().slice(0, 10)}; ${runs === 1 ? 'one run' : `median of ${runs} runs`}${quick ? ' (--quick: fewer events, shorter holds)' : ''}; took ${Math.round(elapsed)} s; \`npm run bench -- ${args.join(' ')}\``);
   lines.push(`- Pinning: ${hasTaskset ? 'each server on core 1, the whole load generator on core 0 (`taskset`)' : 'none (taskset not found)'}`);
   lines.push(`- Servers: ${SERVERS.map((kind) => SERVER_NOTES[kind]).join('; ')}. All take the same \`POST /publish\` JSON body.`);
-  lines.push('- Load generator: Node (`load-worker.ts`, raw `node:net` sockets); "load core busy" is its CPU time over the wall time, so near 100 % means it, not the server, set the pace.');
+  lines.push(
+    `- Load generator: ${loadKind === 'go' ? 'Go (`load-go/worker.go`, a goroutine per socket; the Node one, `load-worker.ts`, costs several times more CPU per event and saturated its core at 10k subscribers)' : 'Node (`load-worker.ts`, raw `node:net` sockets)'}; "load core busy" is its CPU time over the wall time, so near 100 % means it, not the server, set the pace.`,
+  );
   lines.push('- Ratios are ours ÷ peer where higher is better, peer ÷ ours where lower is better: above 1× means ours is better.', '');
 
   const header = (first: string) => [

@@ -51,15 +51,16 @@ export function nextMessage<T>(child: ChildProcess, type: string, timeoutMs = 12
   });
 }
 
-let goBinary: string | undefined;
+let goBinaries: { hub: string; loadWorker: string } | undefined;
 let goMissing: string | undefined;
 
 /**
- * Builds the Go peer once per run into a temporary folder, offline (`GOPROXY=off`: it uses
- * the standard library only). Returns why it cannot run here, or undefined when it can.
+ * Builds the Go peer (./servers/go/hub.go) and the Go load worker (./load-go/worker.go) once
+ * per run into a temporary folder, offline (`GOPROXY=off`: both use the standard library only).
+ * Returns why they cannot run here, or undefined when they can.
  */
 export function prepareGo(): string | undefined {
-  if (goBinary !== undefined || goMissing !== undefined) return goMissing;
+  if (goBinaries !== undefined || goMissing !== undefined) return goMissing;
   try {
     execFileSync('go', ['version'], { stdio: 'ignore' });
   } catch {
@@ -67,19 +68,27 @@ export function prepareGo(): string | undefined {
     return goMissing;
   }
   const folder = mkdtempSync(join(tmpdir(), 'sse-bench-go-'));
-  try {
-    execFileSync('go', ['build', '-o', join(folder, 'hub'), 'hub.go'], {
-      cwd: `${here}servers/go`,
+  const build = (source: string, output: string) =>
+    execFileSync('go', ['build', '-o', join(folder, output), source], {
+      cwd: here,
       env: { ...process.env, GOPROXY: 'off', GOFLAGS: '' },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
-    goBinary = join(folder, 'hub');
+  try {
+    build('servers/go/hub.go', 'hub');
+    build('load-go/worker.go', 'load-worker');
+    goBinaries = { hub: join(folder, 'hub'), loadWorker: join(folder, 'load-worker') };
     process.on('exit', () => rmSync(folder, { recursive: true, force: true }));
   } catch (error) {
     rmSync(folder, { recursive: true, force: true });
     goMissing = `go build failed: ${String((error as { stderr?: Buffer }).stderr ?? error).trim()}`;
   }
   return goMissing;
+}
+
+/** The Go load worker, once `prepareGo` built it. */
+export function goLoadWorker(): string | undefined {
+  return goBinaries?.loadWorker;
 }
 
 /** The environment every server gets, before the workload's own settings. */
@@ -120,7 +129,7 @@ async function startNode(kind: ServerKind, { env, pin, profileDir }: StartOption
 }
 
 async function startGo({ env, pin }: StartOptions): Promise<RunningServer> {
-  const binary = goBinary;
+  const binary = goBinaries?.hub;
   if (binary === undefined) throw new Error(`Cannot start the Go peer: ${prepareGo() ?? 'not built'}`);
   const command = pin ? ['taskset', '-c', '1', binary] : [binary];
   const child = spawn(command[0]!, command.slice(1), { stdio: ['pipe', 'pipe', 'inherit'], env: serverEnv(env) });
