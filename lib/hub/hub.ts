@@ -19,9 +19,9 @@
  *   write per pass with every event it has not had, and members at the same point share one
  *   buffer. So events that arrive during a pass reach the members it has not got to yet in the
  *   same write: the busier the server, the more events each socket write carries.
- *   (bench W5, one publisher in lockstep, before and after in the same session: server CPU per
- *   delivery went from 11 µs to 1.0-1.3 µs at 10,000 subscribers and from 9 µs to 3.5-4.3 µs
- *   at 1,000; Go's net/http hub spends 8.6-12 µs.)
+ *   (bench W5, one publisher in lockstep: server CPU per delivery at 10,000 subscribers went
+ *   from 11 µs, one write per event, to 0.6 µs; Go's net/http hub spends 7-12 µs. The slice
+ *   size is `WRITES_PER_SLICE` below, with its own figures.)
  */
 import { formatEvent } from '../sse/format.ts';
 import type { Logger } from '../http/log.ts';
@@ -73,11 +73,15 @@ interface CatchUp {
 }
 
 /**
- * Members written per slice of a fan-out before the event loop gets a turn: enough that the
- * yield costs nothing next to the writes (a loopback write is a few µs), few enough that a
- * 10,000-member fan-out lets publishes and new streams in every few milliseconds.
+ * Members written per slice of a fan-out before the event loop gets a turn. A turn costs about
+ * what one loopback write does (a few µs), so 16 writes per turn keep the yield near 5 % in the
+ * worst case (no event arrives mid-pass), and let a publish in every ~100 µs: an event that
+ * arrives then rides along in the writes of the rest of the pass. Measured (bench W5, one
+ * publisher in lockstep, --quick, same session, server CPU per delivery at 100 / 1k / 10k
+ * subscribers): 256 per slice 6.8 / 3-4 / 1.0 µs; 64: 5.4 / 1.35 / 0.63; 32: 4.4-4.7 / 1.05-1.15
+ * / 0.57-0.6; 16: 3.6 / 0.75 / 0.63. W3 (10 events/s, nothing to coalesce) did not move.
  */
-const WRITES_PER_SLICE = 256;
+const WRITES_PER_SLICE = 16;
 
 /** Live events held for one subscriber during its catch-up, at most; past it, the catch-up starts over. */
 const MAX_HELD_BYTES = 8 * 1024 * 1024;
