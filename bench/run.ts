@@ -611,5 +611,8 @@ if (process.env['BENCH_CHILD'] !== '1') {
   });
   child.on('exit', (code) => process.exit(code ?? 1));
 } else {
+  // Exit through 'exit' on Ctrl-C or kill, so the Go build folder is removed; the servers and
+  // workers end when their channel to this process closes.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
   await main();
 }
