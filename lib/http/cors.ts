@@ -8,9 +8,12 @@
  * `*` in the list allows any origin without credentials, and named origins get credentials.
  */
 
+/** A same-origin request (no `Origin`): nothing to add, and nothing to allocate per request. */
+const NONE: Readonly<Record<string, string>> = Object.freeze({});
+
 /** The headers to add for a request from `origin`, or none when it is not allowed. */
-export function corsHeaders(origin: string | undefined, allowed: readonly string[]): Record<string, string> {
-  if (origin === undefined) return {};
+export function corsHeaders(origin: string | undefined, allowed: readonly string[]): Readonly<Record<string, string>> {
+  if (origin === undefined) return NONE;
   // Caches must key on Origin, or one site's answer would be served to another.
   const vary = { Vary: 'Origin' };
   if (allowed.includes(origin)) {

@@ -20,16 +20,20 @@ export interface Route {
   handle: Handler;
 }
 
+/** What a route without `:name` segments gets as its parameters (frozen: shared by every request). */
+const NO_PARAMS: Record<string, string> = Object.freeze({});
+
 /** Matches a path's segments against a route path's, returning its parameters, or undefined. */
 function matchPath(want: readonly string[], have: readonly string[]): Record<string, string> | undefined {
   if (want.length !== have.length) return undefined;
-  const params: Record<string, string> = {};
-  for (const [index, segment] of want.entries()) {
+  let params: Record<string, string> | undefined;
+  for (let index = 0; index < want.length; index++) {
+    const segment = want[index]!;
     const actual = have[index]!;
     if (segment.startsWith(':')) {
       if (actual === '') return undefined;
       try {
-        params[segment.slice(1)] = decodeURIComponent(actual);
+        (params ??= {})[segment.slice(1)] = decodeURIComponent(actual);
       } catch {
         throw new HttpError(400, 'Path is not valid percent-encoding');
       }
@@ -37,7 +41,7 @@ function matchPath(want: readonly string[], have: readonly string[]): Record<str
       return undefined;
     }
   }
-  return params;
+  return params ?? NO_PARAMS;
 }
 
 /** One handler for all `routes`; `fallback` answers GET and HEAD requests no route claims. */
@@ -46,18 +50,19 @@ export function router(routes: readonly Route[], fallback: Handler): Handler {
   const compiled = routes.map((route) => ({ route, pattern: route.path.split('/') }));
   return (req, res, url) => {
     const segments = url.pathname.split('/');
-    const matches = compiled.flatMap(({ route, pattern }) => {
-      const params = matchPath(pattern, segments);
-      return params ? [{ route, params }] : [];
-    });
     const method = req.method === 'HEAD' ? 'GET' : req.method;
-    const found = matches.find(({ route }) => route.method === method);
-    if (found) return found.route.handle(req, res, url, found.params);
-    if (matches.length > 0) {
-      const allow = matches.flatMap(({ route }) => (route.method === 'GET' ? ['GET', 'HEAD'] : [route.method])).join(', ');
-      throw new HttpError(405, `Method ${req.method} is not allowed on ${url.pathname}`, { Allow: allow });
+    // The methods of the routes whose path matches, for a 405's `Allow` if none has this method.
+    let allowed: string[] | undefined;
+    for (const { route, pattern } of compiled) {
+      const params = matchPath(pattern, segments);
+      if (params === undefined) continue;
+      if (route.method === method) return route.handle(req, res, url, params);
+      (allowed ??= []).push(...(route.method === 'GET' ? ['GET', 'HEAD'] : [route.method]));
     }
-    if (req.method === 'GET' || req.method === 'HEAD') return fallback(req, res, url, {});
+    if (allowed !== undefined) {
+      throw new HttpError(405, `Method ${req.method} is not allowed on ${url.pathname}`, { Allow: allowed.join(', ') });
+    }
+    if (req.method === 'GET' || req.method === 'HEAD') return fallback(req, res, url, NO_PARAMS);
     throw new HttpError(405, `Method ${req.method} is not allowed on ${url.pathname}`, { Allow: 'GET, HEAD' });
   };
 }

@@ -31,6 +31,9 @@ export class SseFormatError extends Error {
  */
 const LINE_BREAK = /\r\n|\r|\n/;
 
+/** The fields that carry text, and so must be well-formed Unicode. */
+const TEXT_FIELDS = ['event', 'id', 'data', 'comment'] as const;
+
 /**
  * Frames one message as the exact text of the wire format, ending with the blank line that
  * makes the browser dispatch it.
@@ -54,7 +57,8 @@ export function formatEvent(message: SseMessage): string {
   if (event === undefined && id === undefined && retry === undefined && data === undefined && comment === undefined) {
     throw new SseFormatError('Cannot format an event: it has no fields');
   }
-  for (const [field, text] of [['event', event], ['id', id], ['data', data], ['comment', comment]] as const) {
+  for (const field of TEXT_FIELDS) {
+    const text = message[field];
     if (text !== undefined && !text.isWellFormed()) {
       throw new SseFormatError(`Cannot format an event: ${field} contains a lone surrogate (not valid Unicode)`);
     }

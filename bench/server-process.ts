@@ -1,0 +1,188 @@
+/**
+ * The servers under test, each started as its own process pinned to core 1: the Node ones
+ * (ours, better-sse, naive) are driven over IPC (./servers/control.ts), the Go one over its
+ * standard input and output (./servers/go/hub.go). Either way the runner can ask for the port,
+ * for a garbage collection before an RSS reading, and for the process to end.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+const here = new URL('.', import.meta.url).pathname;
+
+export type ServerKind = 'ours' | 'go' | 'better-sse' | 'naive';
+
+/** Every server, ours first; the runner drops those that cannot run here. */
+export const ALL_SERVERS: readonly ServerKind[] = ['ours', 'go', 'better-sse', 'naive'];
+
+export interface RunningServer {
+  kind: ServerKind;
+  pid: number;
+  port: number;
+  /** Collects garbage (and hands freed memory back), so RSS measures what is kept. */
+  collectGarbage(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  env: Record<string, string>;
+  /** Pin to core 1 with `taskset`. */
+  pin: boolean;
+  /** Where Node servers write `--cpu-prof` profiles, if anywhere. */
+  profileDir?: string;
+}
+
+/** Waits (bounded) for the next IPC message of one type from a child. */
+export function nextMessage<T>(child: ChildProcess, type: string, timeoutMs = 120_000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.off('message', onMessage);
+      reject(new Error(`timed out waiting for "${type}" from pid ${child.pid}`));
+    }, timeoutMs);
+    const onMessage = (message: { type: string }) => {
+      if (message.type !== type) return;
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      resolve(message as T);
+    };
+    child.on('message', onMessage);
+  });
+}
+
+let goBinaries: { hub: string; loadWorker: string } | undefined;
+let goMissing: string | undefined;
+
+/**
+ * Builds the Go peer (./servers/go/hub.go) and the Go load worker (./load-go/worker.go) once
+ * per run into a temporary folder, offline (`GOPROXY=off`: both use the standard library only).
+ * Returns why they cannot run here, or undefined when they can.
+ */
+export function prepareGo(): string | undefined {
+  if (goBinaries !== undefined || goMissing !== undefined) return goMissing;
+  try {
+    execFileSync('go', ['version'], { stdio: 'ignore' });
+  } catch {
+    goMissing = 'no `go` on PATH (Debian: apt-get install golang-go)';
+    return goMissing;
+  }
+  const folder = mkdtempSync(join(tmpdir(), 'sse-bench-go-'));
+  const build = (source: string, output: string) =>
+    execFileSync('go', ['build', '-o', join(folder, output), source], {
+      cwd: here,
+      env: { ...process.env, GOPROXY: 'off', GOFLAGS: '' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+  try {
+    build('servers/go/hub.go', 'hub');
+    build('load-go/worker.go', 'load-worker');
+    goBinaries = { hub: join(folder, 'hub'), loadWorker: join(folder, 'load-worker') };
+    process.on('exit', () => rmSync(folder, { recursive: true, force: true }));
+  } catch (error) {
+    rmSync(folder, { recursive: true, force: true });
+    goMissing = `go build failed: ${String((error as { stderr?: Buffer }).stderr ?? error).trim()}`;
+  }
+  return goMissing;
+}
+
+/** The Go load worker, once `prepareGo` built it. */
+export function goLoadWorker(): string | undefined {
+  return goBinaries?.loadWorker;
+}
+
+/** The environment every server gets, before the workload's own settings. */
+function serverEnv(env: Record<string, string>): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    HEARTBEAT_MS: '15000',
+    // Ours caps streams (10,000 in all, 100 per address) and backlog by default; the bench
+    // lifts the caps so the workloads measure throughput and memory, not the limits.
+    MAX_BACKLOG_BYTES: String(64 * 1024 * 1024),
+    MAX_STREAMS: '1000000',
+    MAX_STREAMS_PER_ADDRESS: '1000000',
+    ...env,
+  };
+}
+
+export async function startServer(kind: ServerKind, options: StartOptions): Promise<RunningServer> {
+  return kind === 'go' ? startGo(options) : startNode(kind, options);
+}
+
+async function startNode(kind: ServerKind, { env, pin, profileDir }: StartOptions): Promise<RunningServer> {
+  const nodeArgs = ['--expose-gc', '--import', 'tsx'];
+  if (profileDir !== undefined) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`);
+  nodeArgs.push(`${here}servers/${kind}.ts`);
+  const command = pin ? ['taskset', '-c', '1', process.execPath, ...nodeArgs] : [process.execPath, ...nodeArgs];
+  const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: serverEnv(env) });
+  const { port } = await nextMessage<{ port: number }>(child, 'listening', 30_000);
+  return {
+    kind,
+    pid: child.pid!,
+    port,
+    async collectGarbage() {
+      child.send({ type: 'gc' });
+      await nextMessage(child, 'gc', 10_000);
+    },
+    stop: () => stopChild(child, () => child.disconnect()),
+  };
+}
+
+async function startGo({ env, pin }: StartOptions): Promise<RunningServer> {
+  const binary = goBinaries?.hub;
+  if (binary === undefined) throw new Error(`Cannot start the Go peer: ${prepareGo() ?? 'not built'}`);
+  const command = pin ? ['taskset', '-c', '1', binary] : [binary];
+  const child = spawn(command[0]!, command.slice(1), { stdio: ['pipe', 'pipe', 'inherit'], env: serverEnv(env) });
+  const lines = createInterface({ input: child.stdout! });
+  const waiters: Array<{ prefix: string; resolve: (line: string) => void }> = [];
+  lines.on('line', (line) => {
+    const index = waiters.findIndex((waiter) => line.startsWith(waiter.prefix));
+    if (index !== -1) waiters.splice(index, 1)[0]!.resolve(line);
+  });
+  const nextLine = (prefix: string, timeoutMs: number) =>
+    new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for "${prefix}" from the Go peer`)), timeoutMs);
+      waiters.push({
+        prefix,
+        resolve: (line) => {
+          clearTimeout(timer);
+          resolve(line);
+        },
+      });
+    });
+  const port = Number((await nextLine('listening ', 30_000)).split(' ')[1]);
+  return {
+    kind: 'go',
+    pid: child.pid!,
+    port,
+    async collectGarbage() {
+      const done = nextLine('gc', 10_000);
+      child.stdin!.write('gc\n');
+      await done;
+    },
+    stop: () => stopChild(child, () => child.stdin!.end()),
+  };
+}
+
+/** Asks a child to exit, and kills it if it has not within 10 s. */
+async function stopChild(child: ChildProcess, ask: () => void): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  ask();
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Resident memory in bytes, from /proc. */
+export function rssBytes(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(match?.[1] ?? 0) * 1024;
+}
+
+/** User + system CPU time in seconds, from /proc (clock ticks are 1/100 s on Linux). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
