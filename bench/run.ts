@@ -1,7 +1,9 @@
 /**
  * `npm run bench [-- --quick] [-- --runs N] [-- --only W2] [-- --profile]`: runs every workload
- * against three servers, each its own process pinned to core 1, with the load generator pinned
- * to core 0, and writes the medians to bench/RESULTS.md (a full run) or prints them (--quick).
+ * against three servers (ours and two peers), and against ours again under each other runtime
+ * of tests/runtimes/ (Node 26, Deno, Bun), each its own process pinned to core 1, with the load
+ * generator pinned to core 0, and writes the medians to bench/RESULTS.md (a full run) or prints
+ * them (--quick).
  *
  * Everything talks to 127.0.0.0/8 only, every wait is bounded, and every process it starts
  * ends with it.
@@ -12,6 +14,7 @@ import { cpus, totalmem, release } from 'node:os';
 import { percentiles, type HistogramSnapshot } from './histogram.ts';
 import type { PublishResult } from './publisher.ts';
 import type { WorkerCommand } from './load-worker.ts';
+import { RUNTIMES, type Runtime, type RuntimeId } from '../tests/runtimes/runtimes.ts';
 
 const here = new URL('.', import.meta.url).pathname;
 const args = process.argv.slice(2);
@@ -43,8 +46,18 @@ const hasTaskset = (() => {
 // Processes
 // ---------------------------------------------------------------------------------------------
 
-type ServerKind = 'ours' | 'better-sse' | 'naive';
-const SERVERS: ServerKind[] = ['ours', 'better-sse', 'naive'];
+/** Ours under each runtime: `ours` is `npm start` (this Node, with tsx); the rest run the same servers/ours.ts. */
+type OursKind = 'ours' | 'ours-node26' | 'ours-deno' | 'ours-bun';
+type ServerKind = OursKind | 'better-sse' | 'naive';
+const RUNTIME_OF: Record<OursKind, RuntimeId> = { ours: 'node', 'ours-node26': 'node26', 'ours-deno': 'deno', 'ours-bun': 'bun' };
+const runtimeOf = (kind: ServerKind): Runtime => RUNTIMES.find((runtime) => runtime.id === (RUNTIME_OF[kind as OursKind] ?? 'node'))!;
+/** The runtimes installed here; one that is not is left out, and the run says why. */
+const OURS = (Object.keys(RUNTIME_OF) as OursKind[]).filter((kind) => {
+  const missing = runtimeOf(kind).missing;
+  if (missing !== undefined && process.env['BENCH_CHILD'] === '1') console.error(`${kind} left out: ${missing}`);
+  return missing === undefined;
+});
+const SERVERS: ServerKind[] = ['ours', 'better-sse', 'naive', ...OURS.filter((kind) => kind !== 'ours')];
 
 interface RunningServer {
   kind: ServerKind;
@@ -71,16 +84,18 @@ function nextMessage<T>(child: ChildProcess, type: string, timeoutMs = 120_000):
 }
 
 async function startServer(kind: ServerKind, env: Record<string, string>): Promise<RunningServer> {
-  const nodeArgs = ['--expose-gc', '--import', 'tsx'];
-  if (profile) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${here}profiles`);
-  nodeArgs.push(`${here}servers/${kind}.ts`);
-  const command = hasTaskset ? ['taskset', '-c', '1', process.execPath, ...nodeArgs] : [process.execPath, ...nodeArgs];
+  const runtime = runtimeOf(kind);
+  const server = runtime.command({ entry: `${here}servers/${kind.startsWith('ours') ? 'ours' : kind}.ts`, exposeGc: true });
+  // Profiles are V8's --cpu-prof, so Node's (Node 26 included).
+  if (profile && runtime.id.startsWith('node')) server.splice(1, 0, '--cpu-prof', `--cpu-prof-dir=${here}profiles`);
+  const command = hasTaskset ? ['taskset', '-c', '1', ...server] : server;
   const child = spawn(command[0]!, command.slice(1), {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     // Ours caps streams (10,000 in all, 100 per address) and backlog by default; the bench lifts
     // the caps so the workloads measure throughput and memory, not the limits.
     env: {
       ...process.env,
+      ...runtime.env,
       HEARTBEAT_MS: '15000',
       MAX_BACKLOG_BYTES: String(64 * 1024 * 1024),
       MAX_STREAMS: '1000000',
@@ -390,7 +405,7 @@ function cases(): Case[] {
     list.push({ id: `W3-${n}`, workload: 'W3', label: `${n.toLocaleString('en')} subs, 10 ev/s × ${latencySeconds} s`, servers: SERVERS, run: (kind) => latency(kind, n, latencySeconds) });
   }
   const holdSeconds = quick ? 5 : 15;
-  list.push({ id: 'W4-20000', workload: 'W4', label: `20,000 held ${holdSeconds} s, heartbeat 1 s`, servers: ['ours'], run: (kind) => hold(kind, 20_000, holdSeconds) });
+  list.push({ id: 'W4-20000', workload: 'W4', label: `20,000 held ${holdSeconds} s, heartbeat 1 s`, servers: OURS, run: (kind) => hold(kind, 20_000, holdSeconds) });
   return list.filter((entry) => only === undefined || entry.id.startsWith(only));
 }
 
@@ -453,6 +468,7 @@ function render(results: Results, list: Case[], elapsed: number): string {
   lines.push(`- Date: ${new Date().toISOString().slice(0, 10)}; ${runs === 1 ? 'one run' : `median of ${runs} runs`}${quick ? ' (--quick: fewer events, shorter holds)' : ''}; took ${Math.round(elapsed)} s`);
   lines.push(`- Pinning: ${hasTaskset ? 'each server on core 1, the whole load generator on core 0 (`taskset`)' : 'none (taskset not found)'}`);
   lines.push('- Servers: **ours** (`createApp` from server.ts), **better-sse** 0.16 (one channel, `broadcast`), **naive** (a Set of responses, `res.write` per client per event). All three take the same `POST /publish` JSON body.');
+  lines.push(`- Runtimes: ours again under ${OURS.filter((kind) => kind !== 'ours').map((kind) => runtimeOf(kind).name).join(', ') || 'no other runtime (none installed)'} (tests/runtimes/), the same servers/ours.ts; see the last section.`);
   lines.push('- Ratios are ours ÷ peer where higher is better, peer ÷ ours where lower is better: above 1× means ours is better.', '');
 
   /** One table row: the metric for each server, then ours against each peer. */
@@ -521,8 +537,59 @@ function render(results: Results, list: Case[], elapsed: number): string {
     lines.push(`| server CPU s (connect + hold) | ${number(v('serverCpu'), 2)} |`);
     lines.push('');
   }
+  lines.push(...runtimeTables(results, list));
   lines.push(...floors(results, list));
   return lines.join('\n') + '\n';
+}
+
+/**
+ * The same server under each runtime: what each costs per connection and per delivery. Each
+ * cell carries its ratio to ours on this Node with tsx (`npm start`), above 1× meaning better.
+ */
+function runtimeTables(results: Results, list: Case[]): string[] {
+  const kinds = OURS.filter((kind) => list.some((entry) => results.get(entry.id)?.has(kind)));
+  if (kinds.length < 2) return [];
+  const m = (caseId: string, kind: ServerKind, metric: string) => medianOf(results, caseId, kind, metric);
+  const lines = ['## Runtimes: ours on each', ''];
+  lines.push('The same `servers/ours.ts` under each runtime, in the same run; in brackets, the ratio to the first column (above 1× is better).', '');
+  lines.push(`| workload | metric | ${kinds.map((kind) => runtimeOf(kind).name).join(' | ')} |`, `| --- | --- |${' ---: |'.repeat(kinds.length)}`);
+  const row = (entry: Case, name: string, metric: string, digits: number, better: 'higher' | 'lower' | undefined, scale = 1) => {
+    const base = m(entry.id, 'ours', metric);
+    const cells = kinds.map((kind) => {
+      const value = m(entry.id, kind, metric);
+      if (value === undefined) return '–';
+      const text = number(value / scale, digits);
+      if (better === undefined || kind === 'ours') return text;
+      return `${text} (${ratio(value, base, better === 'lower')})`;
+    });
+    lines.push(`| ${entry.label} | ${name} | ${cells.join(' | ')} |`);
+  };
+  for (const entry of list) {
+    if (entry.workload === 'W1') {
+      row(entry, 'RSS per connection (KiB)', 'rssPerConnection', 2, 'lower', 1024);
+      row(entry, 'connects/s', 'connectPerSecond', 0, 'higher');
+      row(entry, 'failed', 'failed', 0, undefined);
+    } else if (entry.workload === 'W2') {
+      row(entry, '**deliveries/s**', 'deliveriesPerSecond', 0, 'higher');
+      row(entry, 'server CPU s', 'serverCpu', 2, 'lower');
+      row(entry, 'load-generator CPU s', 'loadCpu', 2, undefined);
+      row(entry, 'lost', 'lost', 0, undefined);
+      row(entry, 'out of order', 'outOfOrder', 0, undefined);
+    } else if (entry.workload === 'W3') {
+      row(entry, 'p50 ms', 'p50', 2, 'lower');
+      row(entry, '**p99 ms**', 'p99', 2, 'lower');
+      row(entry, 'server CPU s', 'serverCpu', 2, 'lower');
+      row(entry, 'load-generator CPU s', 'loadCpu', 2, undefined);
+      row(entry, 'lost', 'lost', 0, undefined);
+    } else {
+      row(entry, 'held to the end', 'held', 0, undefined);
+      row(entry, 'fewest heartbeats on one connection', 'minHeartbeats', 0, undefined);
+      row(entry, 'server RSS (MiB)', 'rssMiB', 1, 'lower');
+      row(entry, 'server CPU s (connect + hold)', 'serverCpu', 2, 'lower');
+    }
+  }
+  lines.push('');
+  return lines;
 }
 
 function kib(bytes: number | undefined): number | undefined {
@@ -535,7 +602,8 @@ function floors(results: Results, list: Case[]): string[] {
   const check = (name: string, ok: boolean | undefined) => {
     if (ok !== undefined) lines.push(`- ${ok ? 'met' : '**missed**'}: ${name}`);
   };
-  const present = (id: string) => list.some((entry) => entry.id === id);
+  // Judged on ours under `npm start`; a run without it (`--servers ours-bun`) has no floors to judge.
+  const present = (id: string) => list.some((entry) => entry.id === id) && results.get(id)?.has('ours') === true;
   for (const n of [1000, 10_000]) {
     const id = `W2-${n}`;
     if (!present(id)) continue;
