@@ -38,6 +38,21 @@ export interface ServerProcessOptions {
 const LOG_KEPT = 64 * 1024;
 
 /**
+ * Servers still running. None may outlive the tests: a file that runs out of time gets
+ * SIGTERM from the test runner, and --test-force-exit ends one without its `after` hooks, so
+ * whatever is left is killed on the way out, either way.
+ */
+const running = new Set<ChildProcess>();
+function killLeftovers(): void {
+  for (const child of running) child.kill('SIGKILL');
+}
+process.on('exit', killLeftovers);
+process.once('SIGTERM', () => {
+  killLeftovers();
+  process.exit(143);
+});
+
+/**
  * Starts the server and resolves once it listens. The demo timers are off, so the only events
  * are the ones a test publishes, and each process gets a fresh data directory unless the
  * test passes DATA_DIR (to restart on the same one).
@@ -58,6 +73,8 @@ export async function startServerProcess(options: ServerProcessOptions = {}): Pr
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   let log = '';
   child.stderr!.on('data', (chunk: Buffer) => {
     log = (log + chunk.toString('utf8')).slice(-LOG_KEPT);
