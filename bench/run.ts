@@ -1,7 +1,8 @@
 /**
  * `npm run bench [-- --quick] [-- --runs N] [-- --only W2] [-- --servers ours,go] [-- --profile]`:
- * runs every workload against every server that can run here (./server-process.ts), each its
- * own process pinned to core 1, with the load generator pinned to core 0, and writes the
+ * runs every workload against every server that can run here (./server-process.ts: ours, the
+ * peers, and ours again under each runtime of tests/runtimes/), each its own process pinned
+ * to core 1, with the load generator pinned to core 0, and writes the
  * medians to bench/RESULTS.md and a chart of them to bench/RESULTS.svg (a full run), or prints
  * them (--quick).
  *
@@ -15,7 +16,7 @@ import { chartSvg } from './chart.ts';
 import { percentiles, type HistogramSnapshot } from './histogram.ts';
 import type { PublishResult } from './publisher.ts';
 import type { WorkerCommand } from './load-worker.ts';
-import { ALL_SERVERS, cpuSeconds, goLoadWorker, nextMessage, prepareGo, rssBytes, startServer, type RunningServer, type ServerKind } from './server-process.ts';
+import { ALL_SERVERS, cpuSeconds, goLoadWorker, isOurs, nextMessage, prepareGo, rssBytes, runtimeOf, startServer, type RunningServer, type ServerKind } from './server-process.ts';
 
 const here = new URL('.', import.meta.url).pathname;
 const args = process.argv.slice(2);
@@ -53,12 +54,14 @@ let SERVERS: ServerKind[] = [];
 function chooseServers(): ServerKind[] {
   return ALL_SERVERS.filter((kind) => {
     if (onlyServers !== undefined && !onlyServers.includes(kind)) return false;
-    if (kind !== 'go') return true;
-    const missing = prepareGo();
-    if (missing !== undefined) console.log(`skipping the Go peer: ${missing}`);
+    const missing = kind === 'go' ? prepareGo() : runtimeOf(kind).missing;
+    if (missing !== undefined) console.log(`skipping ${kind}: ${missing}`);
     return missing === undefined;
   });
 }
+
+/** The servers in the peer tables: ours under `npm start` and the peers; the runtimes get a table of their own. */
+const peerTableServers = () => SERVERS.filter((kind) => kind === 'ours' || !isOurs(kind));
 
 function launch(kind: ServerKind, env: Record<string, string> = {}): Promise<RunningServer> {
   return startServer(kind, { env, pin: hasTaskset, profileDir: profile ? `${here}profiles` : undefined });
@@ -382,7 +385,7 @@ function cases(): Case[] {
     list.push({ id: `W3-${n}`, workload: 'W3', label: label(n, `subs, 10 ev/s × ${latencySeconds} s`), size: n, servers: SERVERS, run: (kind) => latency(kind, n, latencySeconds) });
   }
   const holdSeconds = quick ? 5 : 15;
-  const holders = SERVERS.filter((kind) => kind === 'ours' || kind === 'go');
+  const holders = SERVERS.filter((kind) => isOurs(kind) || kind === 'go');
   list.push({ id: 'W4-20000', workload: 'W4', label: `20,000 held ${holdSeconds} s, heartbeat 1 s`, size: 20_000, servers: holders, run: (kind) => hold(kind, 20_000, holdSeconds) });
   return list.filter((entry) => only === undefined || entry.id.startsWith(only));
 }
@@ -448,6 +451,9 @@ const SERVER_NOTES: Record<ServerKind, string> = {
   go: `**go**: net/http from the standard library (${goVersion()}), a goroutine and a buffered channel per subscriber, framed once, \`Flush\` per event (\`servers/go/hub.go\`)`,
   'better-sse': '**better-sse** 0.16 (one channel, `broadcast`)',
   naive: '**naive** (a Set of responses, `res.write` per client per event)',
+  'ours-node26': `**ours-node26** (servers/ours.ts on ${runtimeOf('ours-node26').name})`,
+  'ours-deno': `**ours-deno** (servers/ours.ts on ${runtimeOf('ours-deno').name})`,
+  'ours-bun': `**ours-bun** (servers/ours.ts on ${runtimeOf('ours-bun').name})`,
 };
 
 function goVersion(): string {
@@ -461,7 +467,8 @@ function goVersion(): string {
 function render(results: Results, list: Case[], elapsed: number): string {
   const lines: string[] = [];
   const m = (caseId: string, kind: ServerKind, metric: string) => medianOf(results, caseId, kind, metric);
-  const peers = SERVERS.filter((kind) => kind !== 'ours');
+  const columns = peerTableServers();
+  const peers = columns.filter((kind) => kind !== 'ours');
   lines.push('# Benchmark results', '');
   lines.push(`- Machine: ${machine()}`);
   lines.push(`- Date: ${new Date().toISOString().slice(0, 10)}; ${runs === 1 ? 'one run' : `median of ${runs} runs`}${quick ? ' (--quick: fewer events, shorter holds)' : ''}; took ${Math.round(elapsed)} s; \`npm run bench${args.length > 0 ? ` -- ${args.join(' ')}` : ''}\``);
@@ -473,8 +480,8 @@ function render(results: Results, list: Case[], elapsed: number): string {
   lines.push('- Ratios are ours ÷ peer where higher is better, peer ÷ ours where lower is better: above 1× means ours is better.', '');
 
   const header = (first: string) => [
-    `| ${first} | metric | ${SERVERS.join(' | ')} | ${peers.map((peer) => `vs ${peer}`).join(' | ')} |`,
-    `| --- | --- | ${SERVERS.map(() => '---:').join(' | ')} | ${peers.map(() => '---:').join(' | ')} |`,
+    `| ${first} | metric | ${columns.join(' | ')} | ${peers.map((peer) => `vs ${peer}`).join(' | ')} |`,
+    `| --- | --- | ${columns.map(() => '---:').join(' | ')} | ${peers.map(() => '---:').join(' | ')} |`,
   ];
   /** One table row: the metric for each server, then ours against each peer. */
   const row = (entry: { id: string; label: string }, name: string, metric: string, options: { digits?: number; lowerIsBetter?: boolean; withRatio?: boolean; scale?: number } = {}) => {
@@ -484,7 +491,7 @@ function render(results: Results, list: Case[], elapsed: number): string {
       return value === undefined ? undefined : value * scale;
     };
     const ratios = peers.map((peer) => (withRatio ? ratio(v('ours'), v(peer), lowerIsBetter) : '')).join(' | ');
-    return `| ${entry.label} | ${name} | ${SERVERS.map((kind) => number(v(kind), digits)).join(' | ')} | ${ratios} |`;
+    return `| ${entry.label} | ${name} | ${columns.map((kind) => number(v(kind), digits)).join(' | ')} | ${ratios} |`;
   };
   const section = (workload: Workload, title: string, first: string, rows: (entry: Case) => string[]) => {
     const entries = list.filter((entry) => entry.workload === workload);
@@ -531,8 +538,51 @@ function render(results: Results, list: Case[], elapsed: number): string {
     row(entry, '**server RSS (MiB)**', 'rssMiB', { digits: 1, lowerIsBetter: true }),
     row(entry, 'server CPU s (connect + hold)', 'serverCpu', { digits: 2, lowerIsBetter: true }),
   ]);
+  lines.push(...runtimeTables(results, list));
   lines.push(...floors(results));
   return lines.join('\n') + '\n';
+}
+
+/**
+ * The same server under each runtime: what each costs per connection and per delivery. Each
+ * cell carries its ratio to ours on this Node with tsx (`npm start`), above 1× meaning better.
+ */
+function runtimeTables(results: Results, list: Case[]): string[] {
+  const kinds = SERVERS.filter((kind) => isOurs(kind));
+  if (kinds.length < 2) return [];
+  const m = (caseId: string, kind: ServerKind, metric: string) => medianOf(results, caseId, kind, metric);
+  const lines = ['## Runtimes: ours on each', ''];
+  lines.push('The same `servers/ours.ts` under each runtime, in the same run; in brackets, the ratio to the first column (above 1× is better).', '');
+  lines.push(`| workload | metric | ${kinds.map((kind) => runtimeOf(kind).name).join(' | ')} |`, `| --- | --- |${' ---: |'.repeat(kinds.length)}`);
+  const row = (entry: Case, name: string, metric: string, digits: number, better: 'higher' | 'lower' | undefined, scale = 1) => {
+    const base = m(entry.id, 'ours', metric);
+    const cells = kinds.map((kind) => {
+      const value = m(entry.id, kind, metric);
+      if (value === undefined) return '–';
+      const text = number(value / scale, digits);
+      if (better === undefined || kind === 'ours') return text;
+      return `${text} (${ratio(value, base, better === 'lower')})`;
+    });
+    lines.push(`| ${entry.label} | ${name} | ${cells.join(' | ')} |`);
+  };
+  for (const entry of list) {
+    if (entry.workload === 'W1') {
+      row(entry, 'RSS per connection (KiB)', 'rssPerConnection', 2, 'lower', 1024);
+      row(entry, 'connects/s', 'connectPerSecond', 0, 'higher');
+    } else if (entry.workload === 'W2' || entry.workload === 'W5') {
+      row(entry, `**deliveries/s** (${entry.workload})`, 'deliveriesPerSecond', 0, 'higher');
+      row(entry, 'server CPU µs per delivery', 'serverMicrosPerDelivery', 2, 'lower');
+      row(entry, 'lost', 'lost', 0, undefined);
+      row(entry, 'out of order', 'outOfOrder', 0, undefined);
+    } else if (entry.workload === 'W3') {
+      row(entry, '**p99 ms**', 'p99', 2, 'lower');
+    } else {
+      row(entry, 'held to the end', 'held', 0, undefined);
+      row(entry, 'server RSS (MiB)', 'rssMiB', 1, 'lower');
+    }
+  }
+  lines.push('');
+  return lines;
 }
 
 /** The goals of issue 13 (and the fan-out wins that must stay), judged on this run's medians. */
@@ -569,9 +619,9 @@ function floors(results: Results): string[] {
   }
   const cells = [...results].flatMap(([id, perServer]) => [...perServer].map(([kind, samples]) => ({ id, kind, samples })));
   const dirty = cells.filter(({ samples }) => samples.some((s) => (s['lost'] ?? 0) > 0 || (s['outOfOrder'] ?? 0) > 0 || (s['errors'] ?? 0) > 0 || (s['failed'] ?? 0) > 0));
-  const oursDirty = dirty.filter(({ kind }) => kind === 'ours');
-  check(`ours: zero lost, zero out of order, zero errors in every cell of every run${oursDirty.length > 0 ? ` (not in ${oursDirty.map(({ id }) => id).join(', ')})` : ''}`, oursDirty.length === 0);
-  const peersDirty = dirty.filter(({ kind }) => kind !== 'ours');
+  const oursDirty = dirty.filter(({ kind }) => isOurs(kind));
+  check(`ours (on every runtime): zero lost, zero out of order, zero errors in every cell of every run${oursDirty.length > 0 ? ` (not in ${oursDirty.map(({ id, kind }) => `${kind} in ${id}`).join(', ')})` : ''}`, oursDirty.length === 0);
+  const peersDirty = dirty.filter(({ kind }) => !isOurs(kind));
   if (peersDirty.length > 0) lines.push(`- peers with losses, disorder or errors: ${peersDirty.map(({ id, kind }) => `${kind} in ${id}`).join(', ')}`);
   lines.push('');
   return lines;

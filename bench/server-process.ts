@@ -1,21 +1,37 @@
 /**
- * The servers under test, each started as its own process pinned to core 1: the Node ones
- * (ours, better-sse, naive) are driven over IPC (./servers/control.ts), the Go one over its
- * standard input and output (./servers/go/hub.go). Either way the runner can ask for the port,
- * for a garbage collection before an RSS reading, and for the process to end.
+ * The servers under test, each started as its own process pinned to core 1: the JavaScript
+ * ones (ours, better-sse, naive, and ours again under Node 26, Deno and Bun) are driven over
+ * IPC (./servers/control.ts), the Go one over its standard input and output
+ * (./servers/go/hub.go). Either way the runner can ask for the port, for a garbage collection
+ * before an RSS reading, and for the process to end.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { RUNTIMES, type Runtime, type RuntimeId } from '../tests/runtimes/runtimes.ts';
 
 const here = new URL('.', import.meta.url).pathname;
 
-export type ServerKind = 'ours' | 'go' | 'better-sse' | 'naive';
+/** `ours` is `npm start` (this Node, with tsx); `ours-*` run the same servers/ours.ts on another runtime. */
+export type OursKind = 'ours' | 'ours-node26' | 'ours-deno' | 'ours-bun';
+export type ServerKind = OursKind | 'go' | 'better-sse' | 'naive';
 
-/** Every server, ours first; the runner drops those that cannot run here. */
-export const ALL_SERVERS: readonly ServerKind[] = ['ours', 'go', 'better-sse', 'naive'];
+/** Every server, ours first, then the peers, then ours on the other runtimes; the runner drops those that cannot run here. */
+export const ALL_SERVERS: readonly ServerKind[] = ['ours', 'go', 'better-sse', 'naive', 'ours-node26', 'ours-deno', 'ours-bun'];
+
+const RUNTIME_OF: Record<OursKind, RuntimeId> = { ours: 'node', 'ours-node26': 'node26', 'ours-deno': 'deno', 'ours-bun': 'bun' };
+
+export function isOurs(kind: ServerKind): kind is OursKind {
+  return kind in RUNTIME_OF;
+}
+
+/** The runtime a server runs on: its own for `ours-*`, this Node for every other JavaScript one. */
+export function runtimeOf(kind: ServerKind): Runtime {
+  const id = isOurs(kind) ? RUNTIME_OF[kind] : 'node';
+  return RUNTIMES.find((runtime) => runtime.id === id)!;
+}
 
 export interface RunningServer {
   kind: ServerKind;
@@ -110,11 +126,12 @@ export async function startServer(kind: ServerKind, options: StartOptions): Prom
 }
 
 async function startNode(kind: ServerKind, { env, pin, profileDir }: StartOptions): Promise<RunningServer> {
-  const nodeArgs = ['--expose-gc', '--import', 'tsx'];
-  if (profileDir !== undefined) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`);
-  nodeArgs.push(`${here}servers/${kind}.ts`);
-  const command = pin ? ['taskset', '-c', '1', process.execPath, ...nodeArgs] : [process.execPath, ...nodeArgs];
-  const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: serverEnv(env) });
+  const runtime = runtimeOf(kind);
+  const server = runtime.command({ entry: `${here}servers/${isOurs(kind) ? 'ours' : kind}.ts`, exposeGc: true });
+  // Profiles are V8's --cpu-prof, so Node's only (Node 26 included).
+  if (profileDir !== undefined && runtime.id.startsWith('node')) server.splice(1, 0, '--cpu-prof', `--cpu-prof-dir=${profileDir}`);
+  const command = pin ? ['taskset', '-c', '1', ...server] : server;
+  const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...serverEnv(env), ...runtime.env } });
   const { port } = await nextMessage<{ port: number }>(child, 'listening', 30_000);
   return {
     kind,

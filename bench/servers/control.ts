@@ -13,7 +13,11 @@ export function reportListening(server: Server): void {
 
 process.on('message', (message: { type: string }) => {
   if (message.type === 'gc') {
-    (globalThis as { gc?: () => void }).gc?.();
+    // Node and Deno expose V8's collector as `gc` (--expose-gc, --v8-flags=--expose-gc);
+    // Bun's JavaScriptCore has its own, `Bun.gc(true)` (synchronous).
+    const runtime = globalThis as { gc?: () => void; Bun?: { gc(force: boolean): void } };
+    if (runtime.gc) runtime.gc();
+    else runtime.Bun?.gc(true);
     process.send?.({ type: 'gc' });
   }
 });

@@ -46,6 +46,10 @@ export function renderMetrics(streams: StreamRegistry, hub: HubReadings): string
   metric('sse_streams_closed_total', 'counter', 'Event streams that ended, by reason.', (
     Object.entries(streams.closed).map(([reason, count]) => [`{reason="${reason}"}`, count] as [string, number])
   ));
+  // Named as Prometheus's own process collectors name it. Every bound in this server (bodies,
+  // backlogs, history) is there to keep this from growing, so it is the one to alert on; the
+  // runtime tests read it to check that each runtime keeps it so.
+  metric('process_resident_memory_bytes', 'gauge', 'Resident memory of this process, in bytes.', [['', process.memoryUsage().rss]]);
   return lines.join('\n') + '\n';
 }
 

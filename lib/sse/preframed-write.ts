@@ -14,6 +14,10 @@
  * Only public APIs: `res.chunkedEncoding`, `res.socket`, `writableLength`. It is only safe
  * while nothing is queued in the response itself (a pipelined request's answer may still be
  * waiting its turn), so otherwise, and for HTTP/1.0 (no chunked encoding), `res.write()` does it.
+ *
+ * Node (20 and 26) and Deno take the fast path. Bun's `node:http` frames chunks itself, below
+ * JavaScript: there `res.chunkedEncoding` reads false (and `res.socket.writableLength` stays
+ * 0 while the response's grows), so the same checks send every Bun write through `res.write()`.
  */
 import type { ServerResponse } from 'node:http';
 

@@ -1,37 +1,12 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { StreamClient } from '../support/harness.ts';
-
-/** Starts `npm start`'s entry point as a real process and resolves with its URL. */
-async function startProcess(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', new URL('../../server.ts', import.meta.url).pathname], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', TICK_MS: '0', MONITOR_INTERVAL_MS: '0', COURIER_MS: '0', ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let log = '';
-  const url = await new Promise<URL>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 20_000);
-    child.stderr!.on('data', (chunk: Buffer) => {
-      log += chunk;
-      const match = /"event":"server.listening","url":"([^"]+)"/.exec(log);
-      if (match) {
-        clearTimeout(timer);
-        resolve(new URL(match[1]!));
-      }
-    });
-  });
-  return { child, url, log: () => log };
-}
+import { startServerProcess } from '../support/server-process.ts';
 
 describe('graceful shutdown of the real process', () => {
   it('on SIGTERM during a publish burst, delivers every event it accepted, exits 0, and replays them after restart', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'sse-shutdown-'));
-    const { child, url } = await startProcess({ DATA_DIR: dataDir, RETRY_MS: '2500' });
+    const server = await startServerProcess({ env: { RETRY_MS: '2500' } });
+    const { url } = server;
     const client = new StreamClient(new URL('/stream?channel=burst', url));
     await client.opened();
 
@@ -56,8 +31,7 @@ describe('graceful shutdown of the real process', () => {
     const publishers = Array.from({ length: 8 }, publisher);
     // Signal in the middle of the burst, once a good number of events went through.
     while (accepted.length < 200) await new Promise((resolve) => setImmediate(resolve));
-    child.kill('SIGTERM');
-    const [code] = (await once(child, 'exit', { signal: AbortSignal.timeout(15_000) })) as [number];
+    const code = await server.stop();
     stop = true;
     await Promise.all(publishers);
     await client.waitForEnd();
@@ -71,7 +45,7 @@ describe('graceful shutdown of the real process', () => {
 
     // A browser that missed the last events reconnects to the restarted server: it gets exactly
     // those, not a reset, because history was saved at shutdown.
-    const restarted = await startProcess({ DATA_DIR: dataDir });
+    const restarted = await startServerProcess({ env: { DATA_DIR: server.dataDir } });
     const sorted = accepted.map(Number).sort((a, b) => a - b);
     const seen = sorted.at(-51)!;
     const resumed = new StreamClient(new URL('/stream?channel=burst', restarted.url), { 'Last-Event-ID': String(seen) });
@@ -82,7 +56,6 @@ describe('graceful shutdown of the real process', () => {
     );
     assert.ok(replayed.every((event) => event.type === 'message'));
     resumed.abort();
-    restarted.child.kill('SIGTERM');
-    await once(restarted.child, 'exit', { signal: AbortSignal.timeout(15_000) });
+    await restarted.stop();
   });
 });
