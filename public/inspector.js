@@ -288,7 +288,8 @@ async function connect(current, state) {
       ? `HTTP ${response.status} ${response.statusText}`
       : `Content-Type is "${contentType}", not text/event-stream`;
     showNote(`${problem}: stopped`, 'error');
-    response.body?.cancel().catch(() => {});
+    // Discarding the body we will not read; if even that fails, say so in the console.
+    response.body?.cancel().catch((error) => console.warn('Could not discard the response body:', error));
     stopSession(current, `Cannot inspect ${current.url.pathname}${current.url.search}: ${problem}`);
     return;
   }
