@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { StreamClient } from '../support/harness.ts';
-import { startServerProcess } from '../support/server-process.ts';
+import { publishBurst, startServerProcess } from '../support/server-process.ts';
 
 describe('graceful shutdown of the real process', () => {
   it('on SIGTERM during a publish burst, delivers every event it accepted, exits 0, and replays them after restart', async () => {
@@ -10,30 +10,12 @@ describe('graceful shutdown of the real process', () => {
     const client = new StreamClient(new URL('/stream?channel=burst', url));
     await client.opened();
 
-    const accepted: string[] = [];
-    let stop = false;
-    const publisher = async () => {
-      while (!stop) {
-        try {
-          const response = await fetch(new URL('/publish', url), {
-            method: 'POST',
-            headers: { 'Content-Type': 'application/json' },
-            body: JSON.stringify({ channel: 'burst', data: `event ${accepted.length}` }),
-          });
-          const body = (await response.json()) as { id?: string };
-          if (response.status === 202) accepted.push(body.id!);
-          else stop = true; // 503 while shutting down: stop, as a client would.
-        } catch {
-          stop = true; // connection refused once the listener is closed
-        }
-      }
-    };
-    const publishers = Array.from({ length: 8 }, publisher);
+    const burst = publishBurst(url, 'burst', 8);
+    const { accepted } = burst;
     // Signal in the middle of the burst, once a good number of events went through.
     while (accepted.length < 200) await new Promise((resolve) => setImmediate(resolve));
     const code = await server.stop();
-    stop = true;
-    await Promise.all(publishers);
+    await burst.finished();
     await client.waitForEnd();
 
     assert.equal(code, 0);

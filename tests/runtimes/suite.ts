@@ -11,8 +11,8 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { StreamClient, until } from '../support/harness.ts';
-import { startServerProcess, type ServerProcess } from '../support/server-process.ts';
+import { assertStreamHeaders, StreamClient, until } from '../support/harness.ts';
+import { publishBurst, startServerProcess, type ServerProcess } from '../support/server-process.ts';
 import { RUNTIMES, type Runtime, type RuntimeId } from './runtimes.ts';
 
 /** The server's `/metrics`, as name{labels} → value. */
@@ -121,12 +121,7 @@ export function describeRuntime(id: RuntimeId): void {
       const client = new StreamClient(at('/stream?channel=headers'));
       try {
         const response = await client.opened();
-        assert.equal(response.statusCode, 200);
-        assert.equal(response.headers['content-type'], 'text/event-stream; charset=utf-8');
-        assert.equal(response.headers['cache-control'], 'no-cache, no-transform');
-        assert.equal(response.headers['x-accel-buffering'], 'no');
-        assert.equal(response.headers['connection'], 'keep-alive');
-        assert.equal(response.headers['content-length'], undefined);
+        assertStreamHeaders(response);
         // Then a lone id: frame, where this connection starts in the hub's id space.
         await until(client, 'change', () => /\n\nid: \d+\n\n/.test(client.raw) || client.ended);
         assert.match(client.raw, /^retry: 1500\n\nid: \d+\n\n$/);
@@ -304,30 +299,12 @@ export function describeRuntime(id: RuntimeId): void {
       const first = await start(runtime, { RETRY_MS: '2500' });
       const client = new StreamClient(new URL('/stream?channel=burst', first.url));
       await client.opened();
-      const accepted: string[] = [];
-      let stop = false;
-      const publisher = async () => {
-        while (!stop) {
-          try {
-            const response = await fetch(new URL('/publish', first.url), {
-              method: 'POST',
-              headers: { 'Content-Type': 'application/json' },
-              body: JSON.stringify({ channel: 'burst', data: `event ${accepted.length}` }),
-            });
-            const body = (await response.json()) as { id?: string };
-            if (response.status === 202) accepted.push(body.id!);
-            else stop = true; // 503 while shutting down: stop, as a client would
-          } catch {
-            stop = true; // refused once the listener is closed
-          }
-        }
-      };
-      const publishers = Array.from({ length: 4 }, publisher);
+      const burst = publishBurst(first.url, 'burst', 4);
+      const { accepted } = burst;
       // Signal in the middle of the burst, once a good number of events went through.
       while (accepted.length < 100) await new Promise((resolve) => setImmediate(resolve));
       const code = await first.stop();
-      stop = true;
-      await Promise.all(publishers);
+      await burst.finished();
       await client.waitForEnd();
       assert.equal(code, 0, first.log());
       const received = new Set(client.events.map((event) => event.lastEventId));

@@ -6,7 +6,7 @@ import { after, describe, it } from 'node:test';
 import { formatEvent } from '../../lib/sse/format.ts';
 import { StreamRegistry } from '../../lib/sse/registry.ts';
 import { openStream, type SseStream } from '../../lib/sse/stream.ts';
-import { eventually, startApp, StreamClient, until } from '../support/harness.ts';
+import { assertStreamHeaders, eventually, startApp, StreamClient, until } from '../support/harness.ts';
 import { SseDecoder } from '../support/sse-decoder.ts';
 
 /** A bare server that opens a stream and hands it to the test: SseStream on a real port. */
@@ -39,13 +39,7 @@ describe('event streams over a real port', async () => {
   it('answers with the event-stream headers and flushes them before any event', async () => {
     const client = new StreamClient(new URL('/events?interval=10000', running.url));
     const response = await client.opened();
-    assert.equal(response.statusCode, 200);
-    assert.equal(response.headers['content-type'], 'text/event-stream; charset=utf-8');
-    assert.equal(response.headers['cache-control'], 'no-cache, no-transform');
-    assert.equal(response.headers['x-accel-buffering'], 'no');
-    assert.equal(response.headers['connection'], 'keep-alive');
-    assert.equal(response.headers['content-length'], undefined);
-    assert.equal(response.headers['content-encoding'], undefined);
+    assertStreamHeaders(response);
     // The headers came while the first sentence is still ten seconds away: `open` fires now.
     assert.equal(client.events.length, 0);
     await until(client, 'change', () => client.raw.length > 0);

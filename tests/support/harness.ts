@@ -2,6 +2,7 @@
  * What every test needs: a real server on a free port, and a real client that reads an event
  * stream through the spec decoder. Waiting is always for a thing, with a bound, never a sleep.
  */
+import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -139,4 +140,15 @@ export class StreamClient extends EventEmitter {
 /** A response's JSON body, loosely typed for assertions. */
 export async function jsonBody(response: Response): Promise<Record<string, any>> {
   return (await response.json()) as Record<string, any>;
+}
+
+/** The headers every event stream carries (lib/sse/stream.ts says why each one is there). */
+export function assertStreamHeaders(response: IncomingMessage): void {
+  assert.equal(response.statusCode, 200);
+  assert.equal(response.headers['content-type'], 'text/event-stream; charset=utf-8');
+  assert.equal(response.headers['cache-control'], 'no-cache, no-transform');
+  assert.equal(response.headers['x-accel-buffering'], 'no');
+  assert.equal(response.headers['connection'], 'keep-alive');
+  assert.equal(response.headers['content-length'], undefined);
+  assert.equal(response.headers['content-encoding'], undefined);
 }

@@ -123,3 +123,37 @@ export async function startServerProcess(options: ServerProcessOptions = {}): Pr
     },
   };
 }
+
+/**
+ * A publish burst, as clients would send during a deploy: `publishers` clients post to
+ * `channel` back to back, and each stops once the server refuses (503 while shutting down,
+ * or the connection refused). `accepted` holds the id of every event that got a 202.
+ */
+export function publishBurst(url: URL, channel: string, publishers: number): { accepted: string[]; finished(): Promise<void> } {
+  const accepted: string[] = [];
+  let stop = false;
+  const publisher = async () => {
+    while (!stop) {
+      try {
+        const response = await fetch(new URL('/publish', url), {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ channel, data: `event ${accepted.length}` }),
+        });
+        const body = (await response.json()) as { id?: string };
+        if (response.status === 202) accepted.push(body.id!);
+        else stop = true; // 503 while shutting down: stop, as a client would.
+      } catch {
+        stop = true; // connection refused once the listener is closed
+      }
+    }
+  };
+  const running = Promise.all(Array.from({ length: publishers }, publisher));
+  return {
+    accepted,
+    async finished() {
+      stop = true;
+      await running;
+    },
+  };
+}
