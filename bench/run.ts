@@ -28,7 +28,7 @@ const option = (name: string): string | undefined => {
   return index === -1 ? undefined : args[index + 1];
 };
 const runs = Number(option('--runs') ?? (quick ? 1 : 3));
-const only = option('--only');
+const only = option('--only')?.split(',');
 const onlyServers = option('--servers')?.split(',');
 const outFile = option('--out') ?? (quick ? undefined : `${here}RESULTS.md`);
 
@@ -390,7 +390,7 @@ function cases(): Case[] {
   const holdSeconds = quick ? 5 : 15;
   const holders = SERVERS.filter((kind) => isOurs(kind) || kind === 'go' || kind === 'nchan');
   list.push({ id: 'W4-20000', workload: 'W4', label: `20,000 held ${holdSeconds} s, heartbeat 1 s`, size: 20_000, servers: holders, run: (kind) => hold(kind, 20_000, holdSeconds) });
-  return list.filter((entry) => only === undefined || entry.id.startsWith(only));
+  return list.filter((entry) => only === undefined || only.some((prefix) => entry.id.startsWith(prefix)));
 }
 
 function median(values: number[]): number {
