@@ -9,14 +9,15 @@
  * Everything talks to 127.0.0.0/8 only, every wait is bounded, and every process it starts
  * ends with it.
  */
-import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
 import { cpus, totalmem, release } from 'node:os';
 import { chartSvg } from './chart.ts';
+import { NGINX } from './servers/nchan/config.ts';
 import { percentiles, type HistogramSnapshot } from './histogram.ts';
 import type { PublishResult } from './publisher.ts';
 import type { WorkerCommand } from './load-worker.ts';
-import { ALL_SERVERS, cpuSeconds, goLoadWorker, isOurs, nextMessage, prepareGo, rssBytes, runtimeOf, startServer, type RunningServer, type ServerKind } from './server-process.ts';
+import { ALL_SERVERS, cpuSeconds, goLoadWorker, isOurs, nchanMissing, nextMessage, prepareGo, rssBytes, runtimeOf, startServer, type RunningServer, type ServerKind } from './server-process.ts';
 
 const here = new URL('.', import.meta.url).pathname;
 const args = process.argv.slice(2);
@@ -27,7 +28,7 @@ const option = (name: string): string | undefined => {
   return index === -1 ? undefined : args[index + 1];
 };
 const runs = Number(option('--runs') ?? (quick ? 1 : 3));
-const only = option('--only');
+const only = option('--only')?.split(',');
 const onlyServers = option('--servers')?.split(',');
 const outFile = option('--out') ?? (quick ? undefined : `${here}RESULTS.md`);
 
@@ -54,7 +55,7 @@ let SERVERS: ServerKind[] = [];
 function chooseServers(): ServerKind[] {
   return ALL_SERVERS.filter((kind) => {
     if (onlyServers !== undefined && !onlyServers.includes(kind)) return false;
-    const missing = kind === 'go' ? prepareGo() : runtimeOf(kind).missing;
+    const missing = kind === 'go' ? prepareGo() : kind === 'nchan' ? nchanMissing() : runtimeOf(kind).missing;
     if (missing !== undefined) console.log(`skipping ${kind}: ${missing}`);
     return missing === undefined;
   });
@@ -370,24 +371,26 @@ function cases(): Case[] {
   for (const n of quick ? [10_000] : [1000, 10_000]) {
     list.push({ id: `W1-${n}`, workload: 'W1', label: label(n, 'idle'), size: n, servers: SERVERS, run: (kind) => idle(kind, n) });
   }
+  // nchan has its own publish API and ids (servers/nchan/config.ts): idle and held streams only.
+  const publishable = SERVERS.filter((kind) => kind !== 'nchan');
   const fanOutEvents: Record<number, number> = quick ? { 100: 500, 1000: 150, 10_000: 20 } : { 100: 5000, 1000: 1500, 10_000: 200 };
   for (const n of quick ? [100, 1000, 10_000] : [100, 1000, 10_000]) {
     const k = fanOutEvents[n]!;
-    list.push({ id: `W2-${n}`, workload: 'W2', label: label(n, `subs × ${k} events`), size: n, servers: SERVERS, run: (kind) => fanOut(kind, n, k, 16) });
+    list.push({ id: `W2-${n}`, workload: 'W2', label: label(n, `subs × ${k} events`), size: n, servers: publishable, run: (kind) => fanOut(kind, n, k, 16) });
   }
   const lockstepEvents: Record<number, number> = quick ? { 100: 1000, 1000: 200, 10_000: 30 } : { 100: 5000, 1000: 1000, 10_000: 100 };
   for (const n of [100, 1000, 10_000]) {
     const k = lockstepEvents[n]!;
-    list.push({ id: `W5-${n}`, workload: 'W5', label: label(n, `subs × ${k} events`), size: n, servers: SERVERS, run: (kind) => fanOut(kind, n, k, 1) });
+    list.push({ id: `W5-${n}`, workload: 'W5', label: label(n, `subs × ${k} events`), size: n, servers: publishable, run: (kind) => fanOut(kind, n, k, 1) });
   }
   const latencySeconds = quick ? 2 : 10;
   for (const n of quick ? [10_000] : [1000, 10_000]) {
-    list.push({ id: `W3-${n}`, workload: 'W3', label: label(n, `subs, 10 ev/s × ${latencySeconds} s`), size: n, servers: SERVERS, run: (kind) => latency(kind, n, latencySeconds) });
+    list.push({ id: `W3-${n}`, workload: 'W3', label: label(n, `subs, 10 ev/s × ${latencySeconds} s`), size: n, servers: publishable, run: (kind) => latency(kind, n, latencySeconds) });
   }
   const holdSeconds = quick ? 5 : 15;
-  const holders = SERVERS.filter((kind) => isOurs(kind) || kind === 'go');
+  const holders = SERVERS.filter((kind) => isOurs(kind) || kind === 'go' || kind === 'nchan');
   list.push({ id: 'W4-20000', workload: 'W4', label: `20,000 held ${holdSeconds} s, heartbeat 1 s`, size: 20_000, servers: holders, run: (kind) => hold(kind, 20_000, holdSeconds) });
-  return list.filter((entry) => only === undefined || entry.id.startsWith(only));
+  return list.filter((entry) => only === undefined || only.some((prefix) => entry.id.startsWith(prefix)));
 }
 
 function median(values: number[]): number {
@@ -449,12 +452,22 @@ function machine(): string {
 const SERVER_NOTES: Record<ServerKind, string> = {
   ours: '**ours** (`createApp` from server.ts)',
   go: `**go**: net/http from the standard library (${goVersion()}), a goroutine and a buffered channel per subscriber, framed once, \`Flush\` per event (\`servers/go/hub.go\`)`,
+  nchan: `**nchan**: nginx ${nginxVersion()} with its nchan module (C), one process, EventSource subscribers with a heartbeat comment (\`servers/nchan/config.ts\`); in W1 and W4 only, as its publish API and ids are its own`,
   'better-sse': '**better-sse** 0.16 (one channel, `broadcast`)',
   naive: '**naive** (a Set of responses, `res.write` per client per event)',
   'ours-node26': `**ours-node26** (servers/ours.ts on ${runtimeOf('ours-node26').name})`,
   'ours-deno': `**ours-deno** (servers/ours.ts on ${runtimeOf('ours-deno').name})`,
   'ours-bun': `**ours-bun** (servers/ours.ts on ${runtimeOf('ours-bun').name})`,
 };
+
+function nginxVersion(): string {
+  try {
+    // nginx prints its version on standard error: "nginx version: nginx/1.22.1".
+    return spawnSync(NGINX, ['-v'], { encoding: 'utf8' }).stderr.trim().split('/')[1] ?? '';
+  } catch {
+    return '';
+  }
+}
 
 function goVersion(): string {
   try {
@@ -473,7 +486,7 @@ function render(results: Results, list: Case[], elapsed: number): string {
   lines.push(`- Machine: ${machine()}`);
   lines.push(`- Date: ${new Date().toISOString().slice(0, 10)}; ${runs === 1 ? 'one run' : `median of ${runs} runs`}${quick ? ' (--quick: fewer events, shorter holds)' : ''}; took ${Math.round(elapsed)} s; \`npm run bench${args.length > 0 ? ` -- ${args.join(' ')}` : ''}\``);
   lines.push(`- Pinning: ${hasTaskset ? 'each server on core 1, the whole load generator on core 0 (`taskset`)' : 'none (taskset not found)'}`);
-  lines.push(`- Servers: ${SERVERS.map((kind) => SERVER_NOTES[kind]).join('; ')}. All take the same \`POST /publish\` JSON body.`);
+  lines.push(`- Servers: ${SERVERS.map((kind) => SERVER_NOTES[kind]).join('; ')}. ${SERVERS.includes('nchan') ? 'All but nchan' : 'All'} take the same \`POST /publish\` JSON body.`);
   lines.push(
     `- Load generator: ${loadKind === 'go' ? 'Go (`load-go/worker.go`, a goroutine per socket; the Node one, `load-worker.ts`, costs several times more CPU per event and saturated its core at 10k subscribers)' : 'Node (`load-worker.ts`, raw `node:net` sockets)'}; "load core busy" is its CPU time over the wall time, so near 100 % means it, not the server, set the pace.`,
   );
@@ -611,6 +624,11 @@ function floors(results: Results): string[] {
   if (present('W1-10000')) {
     const rss = m('W1-10000', 'ours', 'rssPerConnection')! / 1024;
     check(`W1 10,000 idle streams: RSS per stream ${rss.toFixed(2)} KiB ≤ 10 KiB`, rss <= 10);
+  }
+  if (present('W4-20000') && present('W4-20000', 'nchan')) {
+    const ours = m('W4-20000', 'ours', 'rssMiB')!;
+    const nchan = m('W4-20000', 'nchan', 'rssMiB')!;
+    check(`W4 holding ${m('W4-20000', 'ours', 'held')!.toLocaleString('en')} streams: RSS ${ours.toFixed(1)} MiB ≤ nchan's ${nchan.toFixed(1)} MiB`, ours <= nchan);
   }
   if (present('W4-20000')) {
     const held = m('W4-20000', 'ours', 'held')!;

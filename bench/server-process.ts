@@ -2,24 +2,27 @@
  * The servers under test, each started as its own process pinned to core 1: the JavaScript
  * ones (ours, better-sse, naive, and ours again under Node 26, Deno and Bun) are driven over
  * IPC (./servers/control.ts), the Go one over its standard input and output
- * (./servers/go/hub.go). Either way the runner can ask for the port, for a garbage collection
+ * (./servers/go/hub.go), nginx + nchan by its port and signals (./servers/nchan/config.ts).
+ * Either way the runner can ask for the port, for a garbage collection
  * before an RSS reading, and for the process to end.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { RUNTIMES, type Runtime, type RuntimeId } from '../tests/runtimes/runtimes.ts';
+import { NCHAN_MODULE, NGINX, nchanConfig } from './servers/nchan/config.ts';
 
 const here = new URL('.', import.meta.url).pathname;
 
 /** `ours` is `npm start` (this Node, with tsx); `ours-*` run the same servers/ours.ts on another runtime. */
 export type OursKind = 'ours' | 'ours-node26' | 'ours-deno' | 'ours-bun';
-export type ServerKind = OursKind | 'go' | 'better-sse' | 'naive';
+export type ServerKind = OursKind | 'go' | 'nchan' | 'better-sse' | 'naive';
 
 /** Every server, ours first, then the peers, then ours on the other runtimes; the runner drops those that cannot run here. */
-export const ALL_SERVERS: readonly ServerKind[] = ['ours', 'go', 'better-sse', 'naive', 'ours-node26', 'ours-deno', 'ours-bun'];
+export const ALL_SERVERS: readonly ServerKind[] = ['ours', 'go', 'nchan', 'better-sse', 'naive', 'ours-node26', 'ours-deno', 'ours-bun'];
 
 const RUNTIME_OF: Record<OursKind, RuntimeId> = { ours: 'node', 'ours-node26': 'node26', 'ours-deno': 'deno', 'ours-bun': 'bun' };
 
@@ -122,7 +125,72 @@ function serverEnv(env: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 export async function startServer(kind: ServerKind, options: StartOptions): Promise<RunningServer> {
-  return kind === 'go' ? startGo(options) : startNode(kind, options);
+  if (kind === 'go') return startGo(options);
+  if (kind === 'nchan') return startNchan(options);
+  return startNode(kind, options);
+}
+
+/** Why nginx + nchan cannot run here, or undefined when it can. */
+export function nchanMissing(): string | undefined {
+  if (!existsSync(NGINX)) return `no ${NGINX} (Debian: apt-get install nginx libnginx-mod-nchan)`;
+  if (!existsSync(NCHAN_MODULE)) return `no ${NCHAN_MODULE} (Debian: apt-get install libnginx-mod-nchan)`;
+  return undefined;
+}
+
+/**
+ * nginx + nchan, one process, from a configuration written into a temporary folder. nginx
+ * needs its port in the file, so a free one is found first (port 0, closed again).
+ */
+async function startNchan({ env, pin }: StartOptions): Promise<RunningServer> {
+  const folder = mkdtempSync(join(tmpdir(), 'sse-bench-nchan-'));
+  const port = await freePort();
+  const heartbeatMs = Number(serverEnv(env)['HEARTBEAT_MS']);
+  writeFileSync(join(folder, 'nginx.conf'), nchanConfig({ folder, port, heartbeatMs }));
+  const nginx = [NGINX, '-p', folder, '-c', join(folder, 'nginx.conf')];
+  const command = pin ? ['taskset', '-c', '1', ...nginx] : nginx;
+  const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'inherit', 'inherit'] });
+  const removeFolder = () => rmSync(folder, { recursive: true, force: true });
+  child.once('exit', removeFolder);
+  await untilAccepting(port, child, 10_000);
+  return {
+    kind: 'nchan',
+    pid: child.pid!,
+    port,
+    // C frees as it goes: nothing to collect.
+    async collectGarbage() {},
+    // SIGTERM is nginx's fast shutdown (SIGQUIT would wait for the open streams to end).
+    stop: () => stopChild(child, () => child.kill('SIGTERM')),
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once something accepts connections on `port`; rejects if `child` exits first or time runs out. */
+async function untilAccepting(port: number, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`nginx exited (${child.exitCode ?? child.signalCode}) before it listened`);
+    const accepted = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (accepted) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`nginx did not listen on port ${port} within ${timeoutMs} ms`);
 }
 
 async function startNode(kind: ServerKind, { env, pin, profileDir }: StartOptions): Promise<RunningServer> {

@@ -43,6 +43,8 @@ export function clientAddressReader(trustProxy: boolean): ClientAddress {
  */
 export function limitKey(address: string | undefined): string {
   if (address === undefined) return 'unknown';
+  // No colon, no IPv6: the common IPv4 case skips the parsing below (it ran on every new stream).
+  if (!address.includes(':')) return address;
   const groups = ipv6Groups(address);
   if (groups === undefined) return address;
   const [a, b, c, d, e, f, g, h] = groups as [number, number, number, number, number, number, number, number];
