@@ -1,9 +1,9 @@
 // The load generator in Go: the same worker as ../load-worker.ts (subscribers on raw sockets,
 // chunked decoding, the event-stream parser, ids checked, heartbeats counted, latency from a
 // `t=<µs>` prefix; publishers on keep-alive sockets), driven by the runner over the same IPC
-// channel. It exists because the Node worker costs about 5-7 µs of CPU per event received, so at
+// channel. It exists because the Node worker costs about 7.5 µs of CPU per event received, so at
 // 10,000 subscribers it saturates its core and the bench measures the client, not the server;
-// a goroutine per socket here costs a fraction of that. Standard library only; the runner
+// a goroutine per socket here costs about 5 µs (most of either is the kernel's loopback read). Standard library only; the runner
 // builds it like the Go peer (../server-process.ts).
 //
 // IPC: Node's `ipc` stdio with JSON serialisation is one JSON document per line on the file

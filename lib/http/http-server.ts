@@ -43,7 +43,7 @@ export function createHttpServer({ config, routes, clientAddress, writes, logger
       return;
     }
     if (req.method === 'POST') writes.admit(req, res);
-    return route(req, res, url, {});
+    return route(req, res, url);
   }
 
   const server = createServer(

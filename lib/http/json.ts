@@ -43,7 +43,7 @@ export function sendJson(
  *
  * Listeners, not `for await`: leaving a `for await` loop early destroys the request, and with
  * it the socket, while the client is still sending. Its kernel then gets a reset instead of
- * our 413. Here the rest of the body is left for ./errors.ts to drain after the answer.
+ * our 413. Here the rest of the body is left for ./errors.ts, which drains it before answering.
  */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const tooLarge = () => new HttpError(413, `Request body is larger than ${limit} bytes`);

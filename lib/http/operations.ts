@@ -24,7 +24,7 @@ export interface HubReadings extends Availability {
   readonly stats: { readonly published: number; readonly delivered: number; readonly resets: number };
 }
 
-export function renderMetrics(streams: StreamRegistry, hub: HubReadings): string {
+function renderMetrics(streams: StreamRegistry, hub: HubReadings): string {
   const lines: string[] = [];
   const metric = (name: string, type: 'gauge' | 'counter', help: string, samples: Array<[string, number]>) => {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);

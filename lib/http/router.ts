@@ -44,8 +44,8 @@ function matchPath(want: readonly string[], have: readonly string[]): Record<str
   return params ?? NO_PARAMS;
 }
 
-/** One handler for all `routes`; `fallback` answers GET and HEAD requests no route claims. */
-export function router(routes: readonly Route[], fallback: Handler): Handler {
+/** One function for all `routes`; `fallback` answers GET and HEAD requests no route claims. */
+export function router(routes: readonly Route[], fallback: Handler): (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void> {
   // Split each route's path once, not on every request.
   const compiled = routes.map((route) => ({ route, pattern: route.path.split('/') }));
   return (req, res, url) => {

@@ -37,7 +37,7 @@ export async function writeFileAtomically(path: string, text: string): Promise<v
 }
 
 /** Flushes a directory's entries (names, renames) to disk, as fsync does a file's content. */
-async function syncDirectory(path: string): Promise<void> {
+export async function syncDirectory(path: string): Promise<void> {
   // Node cannot flush a directory on Windows; there the rename is left to the file system.
   if (process.platform === 'win32') return;
   const directory = await open(path, 'r');

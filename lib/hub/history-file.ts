@@ -22,13 +22,20 @@ export function takeSavedHistory(file: string, logger: Logger): SavedHistory | u
     throw error;
   }
   const saved = parseSavedHistory(text);
-  if (saved === undefined) {
-    const movedTo = `${file}.corrupt-${new Date().toISOString().replaceAll(':', '-')}`;
-    renameSync(file, movedTo);
-    logger('history.corrupt', { file, movedTo });
+  try {
+    if (saved === undefined) {
+      const movedTo = `${file}.corrupt-${new Date().toISOString().replaceAll(':', '-')}`;
+      renameSync(file, movedTo);
+      logger('history.corrupt', { file, movedTo });
+      return undefined;
+    }
+    unlinkSync(file);
+  } catch (error) {
+    // A read-only data directory (a disk remounted after a fault): a file we cannot delete could
+    // come back after a crash with ids already used, so it is not used at all. Ids start afresh.
+    logger('history.discard_failed', { file, error: String(error) });
     return undefined;
   }
-  unlinkSync(file);
   return saved;
 }
 

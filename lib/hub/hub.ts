@@ -23,7 +23,7 @@
  *   from 11 µs, one write per event, to 0.6 µs; Go's net/http hub spends 7-12 µs. The slice
  *   size is `WRITES_PER_SLICE` below, with its own figures.)
  */
-import { formatEvent } from '../sse/format.ts';
+import { checkMessage, formatEvent } from '../sse/format.ts';
 import type { Logger } from '../http/log.ts';
 import { ListenerCounts } from './listener-counts.ts';
 import type { HubEvent, HubStats, PublishInput, PubSub, Snapshot, SubscribeOptions, Subscriber } from './pubsub.ts';
@@ -170,7 +170,7 @@ export class Hub implements PubSub {
   async publish(input: PublishInput): Promise<{ id: number }> {
     // Refuse what cannot be framed (a line break in `event`, a lone surrogate) before anything
     // is stored: in Redis, the frame is made only when the event comes back from the store.
-    formatEvent({ event: input.event, data: input.data });
+    checkMessage({ event: input.event, data: input.data });
     const id = await this.#store.append(input);
     this.stats.published += 1;
     return { id };
@@ -408,8 +408,13 @@ export class Hub implements PubSub {
         if (budget <= 0) return true;
         const next = group.pass!.next();
         if (next.done) {
-          if (this.#endPass(group)) break;
-          continue;
+          // If another pass is due, it queues behind the other groups: a group whose events
+          // keep coming must not keep the rest waiting.
+          if (!this.#endPass(group)) {
+            this.#active.delete(group);
+            this.#active.add(group);
+          }
+          break;
         }
         budget -= 1;
         this.#visit(group, next.value);

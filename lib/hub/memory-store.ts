@@ -13,7 +13,8 @@
  *   (or on a channel of that name created again later) gets `reset`, not a silent gap.
  * - Both limits are shared out (./public-share.ts): the public's events and channels (the chat)
  *   get a quarter of each, in a table and a budget of their own, and publishers the rest, so a
- *   flood of chat can only push out chat. (One `forgottenUpTo` serves both tables: a name
+ *   flood of chat pushes out chat, and publishers' history only on channels the chat also
+ *   posted on (see ./public-share.ts). (One `forgottenUpTo` serves both tables: a name
  *   nobody remembers may have been either's, so a new channel starts after every forgotten id.
  *   That costs a client of a brand-new channel a `reset` at worst, never a gap.)
  * - A graceful shutdown saves ids and history (`save`), and the next run carries on from them.

@@ -6,7 +6,8 @@
  * drew on one pool of channels and bytes, anyone could flood the chat with new channel names
  * or long messages until the publishers' history was pushed out, and their reconnecting
  * clients got `reset`. So the public gets a share of its own, a quarter of each limit, and the
- * publishers keep the rest: the public can only ever push out the public.
+ * publishers keep the rest: what the public publishes pushes out what the public published (but
+ * see below for channels both write to).
  *
  * What is whose: an event is paid for by whoever wrote it (`PublishInput.public`). A channel
  * belongs to the public until a publisher writes to it, and to the publishers from then on, so

@@ -51,8 +51,12 @@ export function createBackend(config: Config, logger: Logger): Backend {
       watchSecret: () => secret,
       stop: async () => {
         hub.flush();
-        await orders.close();
-        await saveHistory(historyFile, store, logger);
+        try {
+          await orders.close();
+        } finally {
+          // Whatever closing the order log met, the history is still worth saving.
+          await saveHistory(historyFile, store, logger);
+        }
       },
     };
   }

@@ -53,6 +53,26 @@ const TEXT_FIELDS = ['event', 'id', 'data', 'comment'] as const;
  *   `retry: 0` are all meaningful values.
  */
 export function formatEvent(message: SseMessage): string {
+  checkMessage(message);
+  const { event, id, retry, data, comment } = message;
+  let frame = '';
+  if (comment !== undefined) {
+    for (const line of comment.split(LINE_BREAK)) frame += `: ${line}\n`;
+  }
+  if (event !== undefined) frame += `event: ${event}\n`;
+  if (id !== undefined) frame += `id: ${id}\n`;
+  if (retry !== undefined) frame += `retry: ${retry}\n`;
+  if (data !== undefined) {
+    for (const line of data.split(LINE_BREAK)) frame += `data: ${line}\n`;
+  }
+  return frame + '\n';
+}
+
+/**
+ * Throws `SseFormatError` for a message `formatEvent` would refuse, without framing it: for a
+ * caller that must refuse before storing and frames later (the hub, with Redis underneath).
+ */
+export function checkMessage(message: SseMessage): void {
   const { event, id, retry, data, comment } = message;
   if (event === undefined && id === undefined && retry === undefined && data === undefined && comment === undefined) {
     throw new SseFormatError('Cannot format an event: it has no fields');
@@ -63,33 +83,16 @@ export function formatEvent(message: SseMessage): string {
       throw new SseFormatError(`Cannot format an event: ${field} contains a lone surrogate (not valid Unicode)`);
     }
   }
-  let frame = '';
-  if (comment !== undefined) {
-    for (const line of comment.split(LINE_BREAK)) frame += `: ${line}\n`;
+  if (event === '') throw new SseFormatError('Cannot format an event: event type is empty (leave it out for message)');
+  if (event !== undefined && LINE_BREAK.test(event)) {
+    throw new SseFormatError(`Cannot format an event: event type ${JSON.stringify(event)} contains a line break`);
   }
-  if (event !== undefined) {
-    if (event === '') throw new SseFormatError('Cannot format an event: event type is empty (leave it out for message)');
-    if (LINE_BREAK.test(event)) {
-      throw new SseFormatError(`Cannot format an event: event type ${JSON.stringify(event)} contains a line break`);
-    }
-    frame += `event: ${event}\n`;
+  // The browser ignores an id containing NUL, so the client would silently keep an old id.
+  if (id !== undefined && (LINE_BREAK.test(id) || id.includes('\0'))) {
+    throw new SseFormatError(`Cannot format an event: id ${JSON.stringify(id)} contains a line break or NUL`);
   }
-  if (id !== undefined) {
-    // The browser ignores an id containing NUL, so the client would silently keep an old id.
-    if (LINE_BREAK.test(id) || id.includes('\0')) {
-      throw new SseFormatError(`Cannot format an event: id ${JSON.stringify(id)} contains a line break or NUL`);
-    }
-    frame += `id: ${id}\n`;
+  // The browser accepts only ASCII digits here; anything else is ignored without a word.
+  if (retry !== undefined && (!Number.isSafeInteger(retry) || retry < 0)) {
+    throw new SseFormatError(`Cannot format an event: retry ${String(retry)} is not a non-negative integer`);
   }
-  if (retry !== undefined) {
-    // The browser accepts only ASCII digits here; anything else is ignored without a word.
-    if (!Number.isSafeInteger(retry) || retry < 0) {
-      throw new SseFormatError(`Cannot format an event: retry ${String(retry)} is not a non-negative integer`);
-    }
-    frame += `retry: ${retry}\n`;
-  }
-  if (data !== undefined) {
-    for (const line of data.split(LINE_BREAK)) frame += `data: ${line}\n`;
-  }
-  return frame + '\n';
 }

@@ -35,8 +35,17 @@ describe('the order store on disk', () => {
     );
     let acknowledged: string[] = [];
     let output = '';
+    const exited = new Promise((resolve) => child.once('exit', resolve));
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('the writer never saved 1,200 orders')), 30_000);
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error('the writer never saved 1,200 orders'));
+      }, 30_000);
+      // A writer that dies on its own failed: say so now, not after the time limit.
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        if (!child.killed) reject(new Error(`the writer exited on its own (code ${code})`));
+      });
       child.stdout!.on('data', (chunk: Buffer) => {
         output += chunk;
         acknowledged = output.split('\n').slice(0, -1);
@@ -47,7 +56,7 @@ describe('the order store on disk', () => {
         }
       });
     });
-    await new Promise((resolve) => child.once('exit', resolve));
+    await exited;
     // Loading refuses a damaged orders.json or orders.log, so loading at all shows both are whole.
     const store = new OrderStore(dir, { maxOrders: 1e6, hub: { publish: async () => ({ id: 0 }) }, logger: () => {} });
     const saved = new Map((await store.list()).map((order) => [order.id, order.status]));

@@ -24,6 +24,23 @@ const startOn = (disk: SmallDisk) => startApp({ dataDir: disk.dir, orderSecret: 
 describe('a full or read-only data directory', { skip: cannotMount }, () => {
   after(unmountSmallDisks);
 
+  it('starts on a read-only disk that holds saved history, leaving the history unused and saying why', async () => {
+    const disk = mountSmallDisk();
+    const first = await startOn(disk);
+    await first.app.shutdown(); // saves history.json for the next run
+    assert.ok(readdirSync(disk.dir).includes('history.json'));
+    disk.readOnly(true);
+    const logged: string[] = [];
+    const second = await startApp({ dataDir: disk.dir, orderSecret: 'disk-faults', logger: (event) => logged.push(event) });
+    try {
+      assert.ok(logged.includes('history.discard_failed'), logged.join(', '));
+      assert.equal((await fetch(new URL('/healthz', second.url))).status, 200);
+    } finally {
+      await second.close();
+      disk.readOnly(false);
+    }
+  });
+
   it('answers 503 with Retry-After while the disk is full, says degraded on /healthz, and recovers once there is room', async () => {
     const disk = mountSmallDisk();
     const running = await startOn(disk);

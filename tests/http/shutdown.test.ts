@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { StreamClient } from '../support/harness.ts';
+import { eventually, StreamClient } from '../support/harness.ts';
 import { publishBurst, startServerProcess } from '../support/server-process.ts';
 
 describe('graceful shutdown of the real process', () => {
@@ -13,7 +13,7 @@ describe('graceful shutdown of the real process', () => {
     const burst = publishBurst(url, 'burst', 8);
     const { accepted } = burst;
     // Signal in the middle of the burst, once a good number of events went through.
-    while (accepted.length < 200) await new Promise((resolve) => setImmediate(resolve));
+    await eventually(() => accepted.length >= 200, 20_000, '200 accepted publishes');
     const code = await server.stop();
     await burst.finished();
     await client.waitForEnd();

@@ -15,7 +15,7 @@ describe('fan-out in slices', async () => {
   async function openLive(channel: string, count: number): Promise<StreamClient[]> {
     const clients = Array.from({ length: count }, () => new StreamClient(new URL(`/stream?channel=${channel}`, running.url)));
     await Promise.all(clients.map((client) => client.opened()));
-    await eventually(() => clients.every((client) => client.raw.includes('id: ')), 5000, 'every stream live');
+    await Promise.all(clients.map((client) => client.live()));
     return clients;
   }
 
@@ -32,6 +32,28 @@ describe('fan-out in slices', async () => {
     await eventually(() => running.app.hub.stats.delivered - before === 100, 5000, 'all 100 delivered');
     await Promise.all(clients.map((client) => client.waitForEvents(1)));
     for (const client of clients) client.abort();
+  });
+
+  it('takes turns between groups: a channel whose events never stop does not hold up another', async () => {
+    const busy = await openLive('endless', 100);
+    const [quiet] = await openLive('quiet', 1);
+    // A publish on `endless` every turn, so its group always has another pass due.
+    let publishing = true;
+    const flood = (async () => {
+      for (let index = 0; publishing; index++) {
+        await running.app.hub.publish({ channel: 'endless', data: String(index) });
+        await nextTurn();
+      }
+    })();
+    try {
+      await running.app.hub.publish({ channel: 'quiet', data: 'still heard' });
+      const [event] = await quiet!.waitForEvents(1);
+      assert.equal(event!.data, 'still heard');
+    } finally {
+      publishing = false;
+      await flood;
+      for (const client of [...busy, quiet!]) client.abort();
+    }
   });
 
   it('delivers events that arrive during a pass to every stream once and in order', async () => {

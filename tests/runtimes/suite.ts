@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { assertStreamHeaders, StreamClient, until } from '../support/harness.ts';
+import { assertStreamHeaders, eventually, StreamClient, until } from '../support/harness.ts';
 import { publishBurst, startServerProcess, type ServerProcess } from '../support/server-process.ts';
 import { RUNTIMES, type Runtime, type RuntimeId } from './runtimes.ts';
 
@@ -302,7 +302,7 @@ export function describeRuntime(id: RuntimeId): void {
       const burst = publishBurst(first.url, 'burst', 4);
       const { accepted } = burst;
       // Signal in the middle of the burst, once a good number of events went through.
-      while (accepted.length < 100) await new Promise((resolve) => setImmediate(resolve));
+      await eventually(() => accepted.length >= 100, 20_000, '100 accepted publishes');
       const code = await first.stop();
       await burst.finished();
       await client.waitForEnd();

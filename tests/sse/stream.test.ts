@@ -83,7 +83,10 @@ describe('event streams over a real port', async () => {
     const stream = opened[0]!;
     const frame = formatEvent({ data: 'x'.repeat(64 * 1024) });
     let maxBacklog = 0;
+    let writes = 0;
     while (!stream.closed) {
+      // Far more than the bound needs: if the stream is never cut, fail instead of hanging.
+      assert.ok(++writes < 10_000, 'the stream was never cut at its backlog bound');
       stream.write(frame);
       maxBacklog = Math.max(maxBacklog, stream.backlogBytes);
       // Give the socket a turn so the kernel takes what it will.

@@ -27,9 +27,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Logger } from '../../http/log.ts';
-import { writeFileAtomically } from '../../hub/durable-file.ts';
+import { syncDirectory, writeFileAtomically } from '../../hub/durable-file.ts';
 import { isOrder, type Order } from './model.ts';
 
 /** One saved change: an order's new state, and the finished order it pushed out, if any. */
@@ -83,7 +83,7 @@ export class OrderLog {
   /** Appends one change and flushes it to disk; if that fails, the log is left as it was. */
   async append(change: OrderChange): Promise<void> {
     const line = Buffer.from(`${JSON.stringify(change)}\n`);
-    this.#handle ??= await open(this.logFile, 'a');
+    this.#handle ??= await this.#open();
     if (this.#untidy) await this.#tidy();
     try {
       await this.#handle.appendFile(line);
@@ -102,12 +102,22 @@ export class OrderLog {
     this.#lines += 1;
   }
 
+  /**
+   * Opens the log for appending. Flushing a new file's lines does not make its name durable:
+   * the directory is flushed too, or a power cut could take the whole log with it.
+   */
+  async #open(): Promise<FileHandle> {
+    const handle = await open(this.logFile, 'a');
+    await syncDirectory(dirname(this.logFile));
+    return handle;
+  }
+
   /** Writes every order to the snapshot, then empties the log it now holds. */
   async compact(orders: Iterable<Order>): Promise<void> {
     await writeFileAtomically(this.snapshotFile, JSON.stringify({ orders: [...orders] }));
     // No flush needed: if the emptying is lost in a crash, the old lines are replayed over a
     // snapshot that already holds them, which changes nothing.
-    this.#handle ??= await open(this.logFile, 'a');
+    this.#handle ??= await this.#open();
     await this.#handle.truncate(0);
     this.#size = 0;
     this.#untidy = false;
