@@ -193,25 +193,20 @@ export class Hub implements PubSub {
       heldUpTo: 0,
       generation: 0,
       closed: false,
-      position: undefined,
+      // Asked now, not after the catch-up's round trips: a client that publishes as soon as
+      // its stream opens must find its event after this position.
+      position:
+        options.lastEventId === undefined && !options.snapshot
+          ? this.#store.position().catch((error: unknown) => {
+              this.#log('hub.position_failed', { error: String((error as Error)?.message ?? error) });
+              return undefined;
+            })
+          : undefined,
     };
     group.members.add(member);
     this.#members.add(member);
     this.#listeners.change(group.channels, +1);
-    const { followAndReadNow } = this.#store;
-    if (followAndReadNow !== undefined && !options.snapshot) {
-      this.#catchUpNow(member, followAndReadNow.call(this.#store, group.channels, options.lastEventId));
-    } else {
-      // Asked now, not after the catch-up's round trips: a client that publishes as soon as
-      // its stream opens must find its event after this position.
-      if (options.lastEventId === undefined && !options.snapshot) {
-        member.position = this.#store.position().catch((error: unknown) => {
-          this.#log('hub.position_failed', { error: String((error as Error)?.message ?? error) });
-          return undefined;
-        });
-      }
-      void this.#catchUpAndGoLive(member);
-    }
+    void this.#catchUpAndGoLive(member);
     return () => {
       if (member.closed) return;
       member.closed = true;
@@ -260,46 +255,25 @@ export class Hub implements PubSub {
   async #catchUp(member: Member): Promise<CatchUp> {
     const { channels, snapshot, lastEventId } = member.options;
     const from = member.upTo ?? lastEventId;
-    if (from === undefined && snapshot) return this.#snapshot(snapshot);
-    // A new client starts where the hub stood when it connected.
-    const position = from ?? (await member.position) ?? (await this.#store.position());
-    member.position = undefined;
-    const view = await this.#store.read(channels, position);
-    const plan = this.#catchUpPlan(member, view, position, from === undefined);
-    return typeof plan === 'string' ? this.#reset(view, plan, snapshot) : plan;
-  }
-
-  /**
-   * What to write from a view of history read after `from`, or why it has to be a `reset`.
-   * Synchronous, so `#catchUpNow` shares it.
-   */
-  #catchUpPlan(member: Member, view: HistoryView, from: number, isNew: boolean): CatchUp | string {
-    if (!isNew) {
-      const reason = gapReason(view, from);
-      if (reason !== undefined) return reason;
+    if (from === undefined) {
+      if (snapshot) return this.#snapshot(snapshot);
+      // A new client starts where the hub stood when it connected. The lone `id:` frame sets
+      // the browser's lastEventId without dispatching an event: if this connection drops
+      // before its channels publish anything, the reconnect still says where it was.
+      const position = (await member.position) ?? (await this.#store.position());
+      member.position = undefined;
+      const view = await this.#store.read(channels, position);
+      const idOnly = Buffer.from(formatEvent({ id: String(position) }));
+      const missed = this.#missed(member, view);
+      if (missed !== undefined) return { frames: missed.length === 0 ? idOnly : Buffer.concat([idOnly, ...missed]), upTo: view.asOf };
+      return this.#reset(view, 'too-much-to-replay', snapshot);
     }
+    const view = await this.#store.read(channels, from);
+    const reason = gapReason(view, from);
+    if (reason !== undefined) return this.#reset(view, reason, snapshot);
     const missed = this.#missed(member, view);
-    if (missed === undefined) return 'too-much-to-replay';
-    if (!isNew) return { frames: Buffer.concat(missed), upTo: view.asOf };
-    // The lone `id:` frame sets the browser's lastEventId without dispatching an event: if this
-    // connection drops before its channels publish anything, the reconnect still says where it was.
-    const idOnly = Buffer.from(formatEvent({ id: String(from) }));
-    return { frames: missed.length === 0 ? idOnly : Buffer.concat([idOnly, ...missed]), upTo: view.asOf };
-  }
-
-  /**
-   * The catch-up of a store that answers in the call (memory), done in the call too: the same
-   * plan as `#catchUp`, without its promises and turns of the microtask queue, so the stream's
-   * first frame is written before `subscribe` returns. The Redis store has no such method and
-   * takes `#catchUpAndGoLive`. (Instructions per new stream, `valgrind --tool=callgrind` over
-   * 3,000 connects after 7,000 warm-up ones, two runs each: 257k and 271k before, 252k and 261k
-   * after, about 2.5 % fewer.)
-   */
-  #catchUpNow(member: Member, view: HistoryView): void {
-    member.generation += 1;
-    const position = member.options.lastEventId ?? view.asOf;
-    const plan = this.#catchUpPlan(member, view, position, member.options.lastEventId === undefined);
-    this.#goLive(member, typeof plan === 'string' ? this.#resetFrame(view, plan) : plan);
+    if (missed === undefined) return this.#reset(view, 'too-much-to-replay', snapshot);
+    return { frames: Buffer.concat(missed), upTo: view.asOf };
   }
 
   /** The frames of the events a member follows (its key, if it has one), or undefined past the replay bound. */
@@ -318,16 +292,8 @@ export class Hub implements PubSub {
 
   /** Instead of a replay that cannot be complete (or would be too large): a snapshot, or `reset`. */
   async #reset(view: HistoryView, reason: string, snapshot: SubscribeOptions['snapshot']): Promise<CatchUp> {
-    if (snapshot) {
-      this.stats.resets += 1;
-      return this.#snapshot(snapshot);
-    }
-    return this.#resetFrame(view, reason);
-  }
-
-  /** The `reset` event that stands in for a replay, without a snapshot. */
-  #resetFrame(view: HistoryView, reason: string): CatchUp {
     this.stats.resets += 1;
+    if (snapshot) return this.#snapshot(snapshot);
     const reset = formatEvent({ event: 'reset', id: String(view.asOf), data: JSON.stringify({ reason }) });
     return { frames: Buffer.from(reset), upTo: view.asOf };
   }

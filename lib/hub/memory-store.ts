@@ -130,15 +130,6 @@ export class MemoryStore implements HubStore {
 
   /** Read in the call itself, so the view is of the instant the hub asked. */
   async read(channels: readonly string[], after: number): Promise<HistoryView> {
-    return this.#read(channels, after);
-  }
-
-  followAndReadNow(channels: readonly string[], after: number | undefined): HistoryView {
-    for (const name of channels) this.#followed.add(name);
-    return this.#read(channels, after ?? this.#lastId);
-  }
-
-  #read(channels: readonly string[], after: number): HistoryView {
     const events: HubEvent[] = [];
     const evictedUpTo: number[] = [];
     for (const name of channels) {

@@ -36,12 +36,6 @@ export interface HubStore {
   read(channels: readonly string[], after: number): Promise<HistoryView>;
   /** The newest id now: where a new client starts. */
   position(): Promise<number>;
-  /**
-   * Only for a store that holds everything in this process (memory): `follow` every channel and
-   * `read` them after `after` (or after the newest id, for a new client: no events) in the call
-   * itself. With it the hub catches a new subscriber up without waiting (`Hub.#catchUpNow`).
-   */
-  followAndReadNow?(channels: readonly string[], after: number | undefined): HistoryView;
   /** From now on, live events of `channel` reach the feed; resolves once they will. Idempotent. */
   follow(channel: string): Promise<void>;
   /** Nobody here follows `channel` any more. */
