@@ -60,14 +60,9 @@ export function createHttpServer({ config, routes, clientAddress, writes, logger
     },
     (req, res) => {
       logWhenDone(req, res, clientAddress, logger);
-      // Run as a microtask, not right here: `res.write` corks the socket until the next tick,
-      // and Node drains the whole microtask queue before it runs the ticks queued from it, so
-      // everything a handler writes through its promise chain without waiting for I/O leaves
-      // in one packet: after a new stream's headers (flushed on their own), its `retry:` line
-      // and the hub's first frame go together (one writev instead of two writes, with strace).
-      Promise.resolve()
-        .then(() => dispatch(req, res))
-        .catch((error: unknown) => answerError(req, res, error, logger));
+      // `dispatch` is async, so whatever a route throws, even before its first await, arrives
+      // here as a rejection and is answered as JSON.
+      dispatch(req, res).catch((error: unknown) => answerError(req, res, error, logger));
     },
   );
   server.on('clientError', answerClientError);

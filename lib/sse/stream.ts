@@ -6,6 +6,7 @@
  * Spec: https://html.spec.whatwg.org/multipage/server-sent-events.html
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { formatEvent, type SseMessage } from './format.ts';
 import { writePreframed } from './preframed-write.ts';
 import type { StreamRegistry } from './registry.ts';
@@ -50,9 +51,14 @@ export interface StreamOptions {
  *
  * Call it only once the request is known to be good: after `writeHead` the status is fixed at
  * 200, so every 4xx decision must come first. Headers are flushed at once, so the browser's
- * `open` event fires now, not when the first event happens to arrive. (Writing them together
- * with the `retry:` line would save a packet, but Node then keeps the joined text alive with
- * the response: about 600 bytes more for every open stream, measured with 5,000 streams.)
+ * `open` event fires now, not when the first event happens to arrive.
+ *
+ * "At once" means at the end of this turn of the event loop: the socket is corked until then,
+ * so the headers, the `retry:` line and whatever the route writes in the same turn (the hub's
+ * first frame) leave in one packet, one system call instead of three (strace: 500 streams,
+ * 1,500 writes before, 500 writevs after). (Leaving the headers unflushed for Node to send
+ * with the first body bytes also makes one packet, but Node then keeps the joined text alive
+ * with the response: about 600 bytes more for every open stream, measured with 5,000 streams.)
  *
  * A HEAD request (a proxy's health check, say) gets the same headers and nothing else: the
  * response ends at once, and the stream closes with it, running its cleanups as for any
@@ -65,11 +71,24 @@ export function openStream(
   options: StreamOptions,
 ): SseStream {
   res.writeHead(200, streamHeaders(req));
-  if (req.method === 'HEAD') res.end();
-  else res.flushHeaders();
+  if (req.method === 'HEAD') {
+    res.end();
+  } else {
+    // `setImmediate` runs after this turn's callbacks and promise jobs, wherever the route is.
+    // (No socket yet means an answer queued behind another on the same connection.)
+    if (res.socket !== null) {
+      res.socket.cork();
+      setImmediate(uncork, res.socket);
+    }
+    res.flushHeaders();
+  }
   const stream = new SseStream(res, registry, options.maxBacklogBytes);
   stream.send({ retry: options.retryMs });
   return stream;
+}
+
+function uncork(socket: Socket): void {
+  socket.uncork();
 }
 
 /**
