@@ -1,4 +1,17 @@
 /** server.ts on the Node that runs npm, with tsx (npm start): the suite in ./suite.ts. */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { it } from 'node:test';
+import { NODE_FLAGS } from './runtimes.ts';
 import { describeRuntime } from './suite.ts';
 
 describeRuntime('node');
+
+// The suite and the bench start Node with NODE_FLAGS; what they measure is what npm start runs.
+it('npm start passes Node the flags the suite and the bench run with', () => {
+  const { scripts } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
+  for (const flag of NODE_FLAGS) {
+    assert.ok(scripts['start']!.split(' ').includes(flag), `npm start (${scripts['start']}) lacks ${flag}`);
+    assert.ok(scripts['cluster']!.split(' ').includes(flag), `npm run cluster (${scripts['cluster']}) lacks ${flag}`);
+  }
+});
