@@ -49,7 +49,9 @@ interface Group {
 /** One subscription, with the id it has been written up to. */
 interface Member {
   subscriber: Subscriber;
-  options: SubscribeOptions;
+  /** From the subscribe options; the channels and key are the group's. */
+  lastEventId: number | undefined;
+  snapshot: SubscribeOptions['snapshot'];
   group: Group;
   /** Every event at or below this id has been written (or predates the subscription); undefined before the first catch-up. */
   upTo: number | undefined;
@@ -57,8 +59,6 @@ interface Member {
   replaying: boolean;
   held: HubEvent[] | undefined;
   heldBytes: number;
-  /** The newest id in `held` (0 when nothing is). */
-  heldUpTo: number;
   /** Bumped by every catch-up; one that finds it changed was overtaken and drops its result. */
   generation: number;
   closed: boolean;
@@ -184,13 +184,13 @@ export class Hub implements PubSub {
     const group = this.#join(options);
     const member: Member = {
       subscriber,
-      options,
+      lastEventId: options.lastEventId,
+      snapshot: options.snapshot,
       group,
       upTo: undefined,
       replaying: true,
       held: undefined,
       heldBytes: 0,
-      heldUpTo: 0,
       generation: 0,
       closed: false,
       // Asked now, not after the catch-up's round trips: a client that publishes as soon as
@@ -227,7 +227,6 @@ export class Hub implements PubSub {
     // Whatever was held is older than what the new catch-up will read: it reads from the same id.
     member.held = undefined;
     member.heldBytes = 0;
-    member.heldUpTo = 0;
     const stale = () => member.closed || member.generation !== generation || this.#closed;
     for (let attempt = 0; ; attempt++) {
       if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(100 * attempt, 1000)).unref());
@@ -253,7 +252,8 @@ export class Hub implements PubSub {
 
   /** What a subscriber needs before it goes live: a replay, a `reset`, or a snapshot. */
   async #catchUp(member: Member): Promise<CatchUp> {
-    const { channels, snapshot, lastEventId } = member.options;
+    const { snapshot, lastEventId } = member;
+    const { channels } = member.group;
     const from = member.upTo ?? lastEventId;
     if (from === undefined) {
       if (snapshot) return this.#snapshot(snapshot);
@@ -278,7 +278,7 @@ export class Hub implements PubSub {
 
   /** The frames of the events a member follows (its key, if it has one), or undefined past the replay bound. */
   #missed(member: Member, view: HistoryView): Buffer[] | undefined {
-    const { key } = member.options;
+    const { key } = member.group;
     const frames: Buffer[] = [];
     let bytes = 0;
     for (const event of view.events) {
@@ -311,7 +311,6 @@ export class Hub implements PubSub {
     const newer = (member.held ?? []).filter((event) => event.id > upTo);
     member.held = undefined;
     member.heldBytes = 0;
-    member.heldUpTo = 0;
     member.replaying = false;
     if (newer.length > 0) {
       member.subscriber.write(Buffer.concat(newer.map((event) => event.frame)));
@@ -418,7 +417,7 @@ export class Hub implements PubSub {
     const recent = group.recent;
     // The first member of a pass fixes what the pass covers: every later one gets at least that.
     if (group.passCovers === -1) group.passCovers = recent.length;
-    const after = member.replaying ? member.heldUpTo : (member.upTo ?? 0);
+    const after = member.replaying ? (member.held?.at(-1)?.id ?? 0) : (member.upTo ?? 0);
     if (recent.at(-1)!.id <= after) return;
     // The first event newer than `after`: members at the same point share one buffer.
     let low = 0;
@@ -446,7 +445,6 @@ export class Hub implements PubSub {
   /** Holds live events for a member that is catching up; past the bound, it starts over instead. */
   #hold(member: Member, events: HubEvent[]): void {
     (member.held ??= []).push(...events);
-    member.heldUpTo = events.at(-1)!.id;
     for (const event of events) member.heldBytes += event.frame.length;
     // Starting over drops what was held: the new catch-up reads it from the store.
     if (member.heldBytes > MAX_HELD_BYTES) void this.#catchUpAndGoLive(member);
