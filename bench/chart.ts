@@ -24,21 +24,30 @@ const PANEL_HEIGHT = 210;
 const TOP = 64;
 const LEFT = 16;
 const PLOT_HEIGHT = 140;
-/** Ours stands out; the peers are told apart by shade. */
-const COLORS = ['#e8590c', '#1971c2', '#74b816', '#868e96', '#be4bdb'];
+/** Ours stands out; the peers are told apart by shade, one colour each for up to eight servers. */
+const COLORS = ['#e8590c', '#1971c2', '#74b816', '#868e96', '#be4bdb', '#f59f00', '#0ca678', '#c2255c'];
+/** The legend wraps onto as many rows as it needs, this wide an entry. */
+const LEGEND_ENTRY = 130;
+const LEGEND_PER_ROW = Math.floor((WIDTH - 2 * LEFT) / LEGEND_ENTRY);
 
 export function chartSvg(spec: ChartSpec): string {
-  const height = TOP + spec.panels.length * PANEL_HEIGHT + 8;
+  // A server with no figure in any panel (nchan runs neither fan-out nor latency) has no legend entry.
+  const servers = spec.servers.filter((name) =>
+    spec.panels.some((panel) => panel.groups.some((group) => group.bars.some((bar) => bar.name === name && bar.value !== undefined))),
+  );
+  const top = TOP + (Math.ceil(servers.length / LEGEND_PER_ROW) - 1) * 18;
+  const height = top + spec.panels.length * PANEL_HEIGHT + 8;
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="sans-serif" font-size="11">`,
     `<rect width="${WIDTH}" height="${height}" fill="#fff"/>`,
     `<text x="${LEFT}" y="22" font-size="15" font-weight="bold">${escape(spec.title)}</text>`,
   ];
-  spec.servers.forEach((name, index) => {
-    const x = LEFT + index * 130;
-    parts.push(`<rect x="${x}" y="34" width="12" height="12" fill="${color(index)}"/>`, `<text x="${x + 17}" y="44">${escape(name)}</text>`);
+  servers.forEach((name, index) => {
+    const x = LEFT + (index % LEGEND_PER_ROW) * LEGEND_ENTRY;
+    const y = 34 + Math.floor(index / LEGEND_PER_ROW) * 18;
+    parts.push(`<rect x="${x}" y="${y}" width="12" height="12" fill="${color(index)}"/>`, `<text x="${x + 17}" y="${y + 10}">${escape(name)}</text>`);
   });
-  spec.panels.forEach((panel, index) => parts.push(drawPanel(panel, spec.servers, TOP + index * PANEL_HEIGHT)));
+  spec.panels.forEach((panel, index) => parts.push(drawPanel(panel, servers, top + index * PANEL_HEIGHT)));
   parts.push('</svg>');
   return parts.join('\n') + '\n';
 }

@@ -18,6 +18,7 @@ import { percentiles, type HistogramSnapshot } from './histogram.ts';
 import type { PublishResult } from './publisher.ts';
 import type { WorkerCommand } from './load-worker.ts';
 import { ALL_SERVERS, cpuSeconds, goLoadWorker, isOurs, nchanMissing, nextMessage, prepareGo, rssBytes, runtimeOf, startServer, type RunningServer, type ServerKind } from './server-process.ts';
+import { NODE_FLAGS } from '../tests/runtimes/runtimes.ts';
 
 const here = new URL('.', import.meta.url).pathname;
 const args = process.argv.slice(2);
@@ -487,6 +488,7 @@ function render(results: Results, list: Case[], elapsed: number): string {
   lines.push(`- Date: ${new Date().toISOString().slice(0, 10)}; ${runs === 1 ? 'one run' : `median of ${runs} runs`}${quick ? ' (--quick: fewer events, shorter holds)' : ''}; took ${Math.round(elapsed)} s; \`npm run bench${args.length > 0 ? ` -- ${args.join(' ')}` : ''}\``);
   lines.push(`- Pinning: ${hasTaskset ? 'each server on core 1, the whole load generator on core 0 (`taskset`)' : 'none (taskset not found)'}`);
   lines.push(`- Servers: ${SERVERS.map((kind) => SERVER_NOTES[kind]).join('; ')}. ${SERVERS.includes('nchan') ? 'All but nchan' : 'All'} take the same \`POST /publish\` JSON body.`);
+  lines.push(`- Every server on Node runs with \`${NODE_FLAGS.join(' ')}\`, as \`npm start\` does (README, "Running it for real"): the peers on Node get the same tuning as ours.`);
   lines.push(
     `- Load generator: ${loadKind === 'go' ? 'Go (`load-go/worker.go`, a goroutine per socket; the Node one, `load-worker.ts`, costs about half as much again per event, 7.5 µs against 5 µs, and saturated its core at 10k subscribers)' : 'Node (`load-worker.ts`, raw `node:net` sockets)'}; "load core busy" is its CPU time over the wall time, so near 100 % means it, not the server, set the pace.`,
   );
