@@ -4,7 +4,9 @@
  * is atomic, so readers (and the next run) see the old version or the new one, nothing between.
  * Last, the directory is flushed too: the new name lives there, and a caller may act on the
  * write at once (the order store empties its log), which is safe only once the rename is on disk.
+ * Reading one back is the other half: no file at all is a first start, not an error.
  */
+import { readFileSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
@@ -45,5 +47,15 @@ export async function syncDirectory(path: string): Promise<void> {
     await directory.sync();
   } finally {
     await directory.close();
+  }
+}
+
+/** A file's bytes, or undefined when there is no such file (a first start); any other failure throws. */
+export function readIfPresent(path: string): Buffer | undefined {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
   }
 }

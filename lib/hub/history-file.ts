@@ -8,20 +8,15 @@
  * back is moved aside for whoever investigates, and a save the disk refuses is logged; neither
  * stops the server from starting or from shutting down. Clients then get `reset`, as after a crash.
  */
-import { readFileSync, renameSync, unlinkSync } from 'node:fs';
+import { renameSync, unlinkSync } from 'node:fs';
 import type { Logger } from '../http/log.ts';
-import { writeFileAtomically } from './durable-file.ts';
+import { readIfPresent, writeFileAtomically } from './durable-file.ts';
 import type { MemoryStore, SavedHistory } from './memory-store.ts';
 
 export function takeSavedHistory(file: string, logger: Logger): SavedHistory | undefined {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
-  const saved = parseSavedHistory(text);
+  const bytes = readIfPresent(file);
+  if (bytes === undefined) return undefined;
+  const saved = parseSavedHistory(bytes.toString('utf8'));
   try {
     if (saved === undefined) {
       const movedTo = `${file}.corrupt-${new Date().toISOString().replaceAll(':', '-')}`;

@@ -25,11 +25,10 @@
  * 10; with the log both take about 0.2 ms with 10 orders or 10,000 (10,000 ÷ 10: 0.8–1.2×).
  * One compaction of 10,000 orders takes 40–60 ms, once per 10,000 changes or more.
  */
-import { readFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from '../../http/log.ts';
-import { syncDirectory, writeFileAtomically } from '../../hub/durable-file.ts';
+import { readIfPresent, syncDirectory, writeFileAtomically } from '../../hub/durable-file.ts';
 import { isOrder, type Order } from './model.ts';
 
 /** One saved change: an order's new state, and the finished order it pushed out, if any. */
@@ -135,15 +134,6 @@ export class OrderLog {
   async #tidy(): Promise<void> {
     await this.#handle!.truncate(this.#size);
     this.#untidy = false;
-  }
-}
-
-function readIfPresent(file: string): Buffer | undefined {
-  try {
-    return readFileSync(file);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
   }
 }
 
