@@ -83,7 +83,8 @@ export class OrderStore implements Orders {
     this.#orders = this.#log.load();
     // Oldest first, as they finished: a finished order changes no more, so its last update is when.
     const finished = [...this.#orders.values()].filter(isFinished);
-    finished.sort((a, b) => a.updatedAt.localeCompare(b.updatedAt));
+    // ISO times in UTC sort as plain strings; localeCompare would ask the locale, for nothing.
+    finished.sort((a, b) => (a.updatedAt < b.updatedAt ? -1 : a.updatedAt > b.updatedAt ? 1 : 0));
     for (const order of finished) this.#finished.add(order.id);
   }
 
