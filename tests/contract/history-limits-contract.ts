@@ -11,21 +11,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { jsonBody, StreamClient, type Running } from '../support/harness.ts';
+import { jsonBody, postAccepted, StreamClient, type Running } from '../support/harness.ts';
 import type { Backend } from './backends.ts';
 
-async function post(node: Running, path: string, body: unknown): Promise<string> {
-  const response = await fetch(new URL(path, node.url), {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  assert.equal(response.status, 202, path);
-  return (await jsonBody(response)).id as string;
-}
-
-const publish = (node: Running, channel: string, data: string) => post(node, '/publish', { channel, data });
-const chat = (node: Running, channel: string, message: string) => post(node, '/messages', { channel, message });
+const publish = (node: Running, channel: string, data: string) => postAccepted(new URL('/publish', node.url), { channel, data });
+const chat = (node: Running, channel: string, message: string) => postAccepted(new URL('/messages', node.url), { channel, message });
 
 /** What a new stream on `channels` gets after `lastEventId`, once `count` events arrived: type and id of each. */
 async function replay(node: Running, channels: string[], lastEventId: string, count: number) {

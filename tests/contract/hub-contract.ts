@@ -7,17 +7,8 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { describe, it } from 'node:test';
-import { eventually, jsonBody, StreamClient, until, type Running } from '../support/harness.ts';
+import { eventually, jsonBody, post, postAccepted, StreamClient, until, type Running } from '../support/harness.ts';
 import type { Backend } from './backends.ts';
-
-async function post(url: URL, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
-  const isText = typeof body === 'string';
-  return fetch(url, {
-    method: 'POST',
-    headers: { 'Content-Type': isText ? 'application/x-www-form-urlencoded' : 'application/json', ...headers },
-    body: isText ? body : JSON.stringify(body),
-  });
-}
 
 const dataOf = (client: StreamClient) => client.events.map((event) => event.data);
 
@@ -26,11 +17,7 @@ export function hubContract(backend: Backend): void {
     // Node A and node B share one store (with Redis; in one process they are one server).
     const [a, b] = await backend.nodes({ historySize: 5 });
     const on = (node: Running, path: string) => new URL(path, node.url);
-    const publish = async (node: Running, channel: string, data: unknown, event?: string) => {
-      const response = await post(on(node, '/publish'), { channel, data, event });
-      assert.equal(response.status, 202);
-      return (await jsonBody(response)).id as string;
-    };
+    const publish = (node: Running, channel: string, data: unknown, event?: string) => postAccepted(on(node, '/publish'), { channel, data, event });
 
     it('delivers a published event to the channel, with its id and type', async () => {
       const client = new StreamClient(on(b, '/stream?channel=news'));

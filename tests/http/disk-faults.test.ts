@@ -5,12 +5,8 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { OrderStore } from '../../lib/demos/orders/store.ts';
-import { jsonBody, startApp, type Running } from '../support/harness.ts';
+import { jsonBody, post, startApp, type Running } from '../support/harness.ts';
 import { cannotMount, mountSmallDisk, unmountSmallDisks, type SmallDisk } from '../support/tmpfs.ts';
-
-async function post(base: URL, path: string, body: unknown): Promise<Response> {
-  return fetch(new URL(path, base), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
-}
 
 async function health(running: Running): Promise<Record<string, any>> {
   const response = await fetch(new URL('/healthz', running.url));
@@ -45,14 +41,14 @@ describe('a full or read-only data directory', { skip: cannotMount }, () => {
     const disk = mountSmallDisk();
     const running = await startOn(disk);
     const giveBack = disk.fill();
-    const refused = await post(running.url, '/orders', { item: 'Teapot' });
+    const refused = await post(new URL('/orders', running.url), { item: 'Teapot' });
     assert.equal(refused.status, 503);
     assert.equal(refused.headers.get('retry-after'), '30');
     assert.deepEqual(await jsonBody(refused), { error: "Cannot create an order: the server's disk is full; try again later" });
     assert.deepEqual(await health(running), { status: 'degraded', unavailable: ['orders'], streams: 0 });
 
     giveBack();
-    assert.equal((await post(running.url, '/orders', { item: 'Teapot' })).status, 201);
+    assert.equal((await post(new URL('/orders', running.url), { item: 'Teapot' })).status, 201);
     assert.deepEqual(await health(running), { status: 'ok', streams: 0 });
     await running.app.shutdown();
   });
@@ -61,14 +57,14 @@ describe('a full or read-only data directory', { skip: cannotMount }, () => {
     const disk = mountSmallDisk();
     const running = await startOn(disk);
     disk.readOnly(true);
-    const refused = await post(running.url, '/orders', { item: 'Teapot' });
+    const refused = await post(new URL('/orders', running.url), { item: 'Teapot' });
     assert.equal(refused.status, 503);
     assert.ok(refused.headers.get('retry-after'));
     assert.match((await jsonBody(refused)).error, /^Cannot create an order: the server's data directory is not writable/);
     assert.equal((await health(running)).status, 'degraded');
 
     disk.readOnly(false);
-    assert.equal((await post(running.url, '/orders', { item: 'Teapot' })).status, 201);
+    assert.equal((await post(new URL('/orders', running.url), { item: 'Teapot' })).status, 201);
     assert.equal((await health(running)).status, 'ok');
     await running.app.shutdown();
   });
@@ -77,7 +73,7 @@ describe('a full or read-only data directory', { skip: cannotMount }, () => {
     const disk = mountSmallDisk();
     const running = await startOn(disk);
     const logFile = join(disk.dir, 'orders.log');
-    const create = async () => (await jsonBody(await post(running.url, '/orders', { item: 'x' }))).order as { id: string };
+    const create = async () => (await jsonBody(await post(new URL('/orders', running.url), { item: 'x' }))).order as { id: string };
     const order = await create();
     // Orders until the log's last page has room for part of a line, not all of it: a status
     // change (longer than a create) then fills that room and fails for want of another page.
@@ -87,7 +83,7 @@ describe('a full or read-only data directory', { skip: cannotMount }, () => {
     const saved = statSync(logFile).size;
 
     const giveBack = disk.fill();
-    const refused = await post(running.url, `/orders/${order.id}/status`, { status: 'paid' });
+    const refused = await post(new URL(`/orders/${order.id}/status`, running.url), { status: 'paid' });
     assert.equal(refused.status, 503);
     assert.match((await jsonBody(refused)).error, new RegExp(`^Cannot update order ${order.id}: the server's disk is full`));
     assert.equal(statSync(logFile).size, saved, 'the half-written line is still in the log');
@@ -95,7 +91,7 @@ describe('a full or read-only data directory', { skip: cannotMount }, () => {
     assert.equal((await jsonBody(unchanged)).status, 'created');
 
     giveBack();
-    assert.equal((await post(running.url, `/orders/${order.id}/status`, { status: 'paid' })).status, 200);
+    assert.equal((await post(new URL(`/orders/${order.id}/status`, running.url), { status: 'paid' })).status, 200);
     await running.app.shutdown();
     // The next run reads every line back (a line after a torn one would be damage).
     const reopened = new OrderStore(disk.dir, { maxOrders: 100, hub: { publish: async () => ({ id: 0 }) }, logger: () => {} });
@@ -120,7 +116,7 @@ describe('a full or read-only data directory', { skip: cannotMount }, () => {
       });
       const exited = once(child, 'exit', { signal: AbortSignal.timeout(20_000) });
       const url = await Promise.race([listening, exited.then(() => assert.fail(`the server did not start:\n${log}`))]);
-      assert.equal((await post(url, '/publish', { channel: 'kept', data: 'history to save' })).status, 202);
+      assert.equal((await post(new URL('/publish', url), { channel: 'kept', data: 'history to save' })).status, 202);
       if (fault === 'full') disk.fill();
       else disk.readOnly(true);
 

@@ -3,17 +3,9 @@ import { after, describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { loadConfig } from '../../lib/http/config.ts';
-import { eventually, jsonBody, startApp, StreamClient, type Running } from '../support/harness.ts';
+import { eventually, jsonBody, postAccepted, startApp, StreamClient, type Running } from '../support/harness.ts';
 
-async function publish(running: Running, channel: string, data: string): Promise<string> {
-  const response = await fetch(new URL('/publish', running.url), {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ channel, data }),
-  });
-  assert.equal(response.status, 202);
-  return (await jsonBody(response)).id as string;
-}
+const publish = (running: Running, channel: string, data: string) => postAccepted(new URL('/publish', running.url), { channel, data });
 
 /** The store's own count of history bytes, as /metrics reports it. */
 async function historyBytes(running: Running): Promise<number> {

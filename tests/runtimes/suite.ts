@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { assertStreamHeaders, eventually, StreamClient, until } from '../support/harness.ts';
+import { assertStreamHeaders, eventually, postAccepted, StreamClient, until } from '../support/harness.ts';
 import { publishBurst, startServerProcess, type ServerProcess } from '../support/server-process.ts';
 import { RUNTIMES, type Runtime, type RuntimeId } from './runtimes.ts';
 
@@ -36,16 +36,7 @@ async function metricsUntil(base: URL, predicate: (samples: Map<string, number>)
   }
 }
 
-async function publish(base: URL, body: Record<string, unknown>): Promise<string> {
-  const response = await fetch(new URL('/publish', base), {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  const answer = (await response.json()) as { id?: string; error?: string };
-  assert.equal(response.status, 202, `publish answered ${response.status}: ${answer.error}`);
-  return answer.id!;
-}
+const publish = (base: URL, body: Record<string, unknown>) => postAccepted(new URL('/publish', base), body);
 
 /**
  * Writes `bytes` on a fresh raw socket in one go, as a client that sends its whole request

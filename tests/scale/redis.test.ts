@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createClient } from 'redis';
 import type { AppOptions } from '../../server.ts';
-import { eventually, jsonBody, startApp, StreamClient, until, type Running } from '../support/harness.ts';
+import { eventually, jsonBody, post, postAccepted, startApp, StreamClient, until, type Running } from '../support/harness.ts';
 import { freePort, redisMissing, RedisServer } from '../support/redis-server.ts';
 
 const skip = redisMissing();
@@ -23,15 +23,7 @@ if (skip) console.log(`# ${skip}`);
 /** A key prefix of its own for each test, so tests sharing one Redis never see each other. */
 const freshPrefix = () => `t${randomBytes(4).toString('hex')}:`;
 
-async function post(url: URL, body: unknown): Promise<Response> {
-  return fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
-}
-
-async function publish(node: Running, channel: string, data: string): Promise<string> {
-  const response = await post(new URL('/publish', node.url), { channel, data });
-  assert.equal(response.status, 202);
-  return (await jsonBody(response)).id as string;
-}
+const publish = (node: Running, channel: string, data: string) => postAccepted(new URL('/publish', node.url), { channel, data });
 
 const dataOf = (client: StreamClient) => client.events.map((event) => event.data);
 const statusesOf = (client: StreamClient) =>

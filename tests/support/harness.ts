@@ -142,6 +142,24 @@ export async function jsonBody(response: Response): Promise<Record<string, any>>
   return (await response.json()) as Record<string, any>;
 }
 
+/** POSTs `body` to `url` as JSON, or as a form when it is text already encoded (as the chat page sends it). */
+export function post(url: URL, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  const isForm = typeof body === 'string';
+  return fetch(url, {
+    method: 'POST',
+    headers: { 'Content-Type': isForm ? 'application/x-www-form-urlencoded' : 'application/json', ...headers },
+    body: isForm ? body : JSON.stringify(body),
+  });
+}
+
+/** POSTs like `post` and returns the id the server gave what it accepted; fails unless the answer is 202. */
+export async function postAccepted(url: URL, body: unknown): Promise<string> {
+  const response = await post(url, body);
+  const answer = await jsonBody(response);
+  assert.equal(response.status, 202, `${url.pathname} answered ${response.status}: ${answer['error']}`);
+  return answer['id'] as string;
+}
+
 /** The headers every event stream carries (lib/sse/stream.ts says why each one is there). */
 export function assertStreamHeaders(response: IncomingMessage): void {
   assert.equal(response.statusCode, 200);
