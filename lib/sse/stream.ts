@@ -55,8 +55,8 @@ export interface StreamOptions {
  *
  * "At once" means at the end of this turn of the event loop: the socket is corked until then,
  * so the headers, the `retry:` line and whatever the route writes in the same turn (the hub's
- * first frame) leave in one packet, one system call instead of three (strace: 500 streams,
- * 1,500 writes before, 500 writevs after). (Leaving the headers unflushed for Node to send
+ * first frame, when its store is in this process) leave in one packet, one system call
+ * instead of three (strace: 500 streams, 1,500 writes before, 500 writevs after). (Leaving the headers unflushed for Node to send
  * with the first body bytes also makes one packet, but Node then keeps the joined text alive
  * with the response: about 600 bytes more for every open stream, measured with 5,000 streams.)
  *
@@ -74,8 +74,9 @@ export function openStream(
   if (req.method === 'HEAD') {
     res.end();
   } else {
-    // `setImmediate` runs after this turn's callbacks and promise jobs, wherever the route is.
-    // (No socket yet means an answer queued behind another on the same connection.)
+    // `setImmediate` runs after this turn's callbacks and promise jobs, wherever the route is
+    // (and after immediates queued before it, such as a fan-out slice that may write here).
+    // No socket yet means an answer queued behind another on the same connection.
     if (res.socket !== null) {
       res.socket.cork();
       setImmediate(uncork, res.socket);
@@ -175,7 +176,10 @@ export class SseStream {
    */
   write(frames: string | Buffer): boolean {
     if (this.#closed || this.#res.writableEnded) return false;
-    if (this.#res.writableLength > this.#maxBacklogBytes) {
+    // Bytes held back by openStream's cork were never offered to the client, so they say
+    // nothing about whether it reads: a replay near the bound plus the headers would
+    // otherwise cut a healthy new stream before its first byte.
+    if (this.#res.writableLength > this.#maxBacklogBytes && !this.#res.socket?.writableCorked) {
       this.destroy('slow');
       return false;
     }
@@ -190,8 +194,8 @@ export class SseStream {
   /** Registers work to undo when the stream closes (unsubscribe, clear a timer). */
   onClose(cleanup: () => void): void {
     if (this.#closed) cleanup();
-    // A new array of exactly the right length, not push(): push grows an array's storage by
-    // 16 slots at a time, 128 bytes that an open stream would keep for nothing.
+    // A new array of exactly the right length, not push(): push's first growth makes room
+    // for 16 more entries, 128 bytes that an open stream would keep for nothing.
     else this.#cleanups = this.#cleanups === undefined ? [cleanup] : [...this.#cleanups, cleanup];
   }
 

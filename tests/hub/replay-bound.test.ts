@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { eventually, startApp, StreamClient } from '../support/harness.ts';
@@ -49,5 +50,43 @@ describe('replay respects the backlog bound', async () => {
     await eventually(() => running.app.hub.stats.resets - resetsBefore === 20 || growth() > limit, 10_000, 'every replay to be answered');
     assert.ok(growth() < limit, `RSS grew by ${Math.round(growth() / 1024 / 1024)} MiB`);
     assert.equal(running.app.hub.stats.resets - resetsBefore, 20);
+  });
+});
+
+describe('a new stream whose replay nearly fills the backlog bound', async () => {
+  const running = await startApp({ maxBacklogBytes: 1024 });
+  after(() => running.close());
+
+  it('is not cut as slow for the bytes its own opening holds back (headers, replay) before they are sent', async () => {
+    const from = running.app.hub.lastId;
+    // About 910 bytes of replay: with the headers, more than the 1 KiB bound, but never unread.
+    await running.app.hub.publish({ channel: 'near', data: 'x'.repeat(880) });
+    // Two publishes in the same turn as the request, as when POSTs and the GET are read
+    // together: one whose fan-out slice is queued before the new stream's uncork (its event is
+    // in the replay too), and one that lands after the replay was read, so that slice writes
+    // it live while the stream's opening bytes are still held back.
+    const onRequest = (req: { url?: string }) => {
+      if (!req.url?.startsWith('/stream')) return;
+      setImmediate(() => void running.app.hub.publish({ channel: 'near', data: 'live after the replay' }));
+      void running.app.hub.publish({ channel: 'near', data: 'in the replay' });
+    };
+    running.app.server.prependListener('request', onRequest);
+    const socket = connect(Number(running.url.port), '127.0.0.1');
+    let received = '';
+    socket.on('data', (chunk) => (received += chunk.toString('latin1')));
+    socket.write(`GET /stream?channel=near HTTP/1.1\r\nHost: 127.0.0.1\r\nLast-Event-ID: ${from}\r\n\r\n`);
+    const closed = new Promise<never>((_, reject) => socket.once('close', () => reject(new Error(`stream cut after ${received.length} bytes`))));
+    const arrived = (async () => {
+      while (!received.includes('data: live after the replay')) await once(socket, 'data', { signal: AbortSignal.timeout(5000) });
+    })();
+    try {
+      await Promise.race([arrived, closed]);
+    } finally {
+      running.app.server.off('request', onRequest);
+      socket.destroy();
+    }
+    assert.match(received, /^HTTP\/1\.1 200 /);
+    assert.ok(received.includes('data: in the replay'));
+    assert.equal(running.app.streams.closed.slow, 0);
   });
 });
