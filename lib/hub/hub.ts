@@ -49,7 +49,7 @@ interface Group {
 /** One subscription, with the id it has been written up to. */
 interface Member {
   subscriber: Subscriber;
-  /** From the subscribe options; the channels and key are the group's. */
+  /** The id it resumes from and its snapshot, from the subscribe options (its channels and key are its group's). */
   lastEventId: number | undefined;
   snapshot: SubscribeOptions['snapshot'];
   group: Group;
@@ -417,6 +417,7 @@ export class Hub implements PubSub {
     const recent = group.recent;
     // The first member of a pass fixes what the pass covers: every later one gets at least that.
     if (group.passCovers === -1) group.passCovers = recent.length;
+    // A replaying member holds events in id order: it already has all up to the last one held.
     const after = member.replaying ? (member.held?.at(-1)?.id ?? 0) : (member.upTo ?? 0);
     if (recent.at(-1)!.id <= after) return;
     // The first event newer than `after`: members at the same point share one buffer.
