@@ -23,7 +23,7 @@
  *   from 11 µs, one write per event, to 0.6 µs; Go's net/http hub spends 7-12 µs. The slice
  *   size is `WRITES_PER_SLICE` below, with its own figures.)
  */
-import { checkMessage, formatEvent } from '../sse/format.ts';
+import { formatEvent } from '../sse/format.ts';
 import type { Logger } from '../http/log.ts';
 import { ListenerCounts } from './listener-counts.ts';
 import type { HubEvent, HubStats, PublishInput, PubSub, Snapshot, SubscribeOptions, Subscriber } from './pubsub.ts';
@@ -168,9 +168,6 @@ export class Hub implements PubSub {
    * takes the id in the call itself (memory) or in one ordered connection (Redis).
    */
   async publish(input: PublishInput): Promise<{ id: number }> {
-    // Refuse what cannot be framed (a line break in `event`, a lone surrogate) before anything
-    // is stored: in Redis, the frame is made only when the event comes back from the store.
-    checkMessage({ event: input.event, data: input.data });
     const id = await this.#store.append(input);
     this.stats.published += 1;
     return { id };
@@ -237,6 +234,8 @@ export class Hub implements PubSub {
         // Live delivery must be on before history is read: then every event is either in
         // what is read, or arrives live (held), or both (dropped by id).
         const { channels } = member.group;
+        // One channel is the common case, and every new stream passes here: awaiting its
+        // promise directly spares an array and Promise.all's own promise per connect.
         await (channels.length === 1 ? this.#store.follow(channels[0]!) : Promise.all(channels.map((name) => this.#store.follow(name))));
         if (stale()) return;
         const catchUp = await this.#catchUp(member);

@@ -30,7 +30,11 @@ export interface HistoryView {
 export interface HubStore {
   /** Called once by the hub: where live events and resync requests go. */
   attach(feed: HubFeed): void;
-  /** Stores an event under the next id and resolves with that id; the event reaches the feed too. */
+  /**
+   * Stores an event under the next id and resolves with that id; the event reaches the feed too.
+   * An event that cannot be framed (lib/sse/format.ts, `checkMessage`) is refused with
+   * `SseFormatError` before anything is stored.
+   */
   append(input: PublishInput): Promise<number>;
   /** Everything after `after` on `channels`, with what replay needs to spot a gap. */
   read(channels: readonly string[], after: number): Promise<HistoryView>;

@@ -33,6 +33,7 @@ import { silentLogger, type Logger } from '../http/log.ts';
 import type { HubEvent, PublishInput } from '../hub/pubsub.ts';
 import { shareOut } from '../hub/public-share.ts';
 import type { HistoryView, HubFeed, HubStore } from '../hub/store.ts';
+import { checkMessage } from '../sse/format.ts';
 import { loadRedis, redactUrl, type LuaScript, type MessageListener, type RedisClient, type RedisModule } from './redis-client.ts';
 import { eventBody, LEASE, POSITION, PUBLISH, REPLAY, toHubEvent } from './redis-scripts.ts';
 
@@ -167,6 +168,9 @@ export class RedisStore implements HubStore {
    * so there is one delivery path and one order.
    */
   async append(input: PublishInput): Promise<number> {
+    // Refuse what cannot be framed (a line break in `event`, a lone surrogate) before it is
+    // stored: here the frame is made only when the event comes back from Redis.
+    checkMessage({ event: input.event, data: input.data });
     const writer = input.public ? ['public'] : [];
     const id = Number(await this.run(PUBLISH, [input.channel, eventBody(input), ...writer], 'publish'));
     this.#lastId = Math.max(this.#lastId, id);

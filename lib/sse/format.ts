@@ -70,7 +70,7 @@ export function formatEvent(message: SseMessage): string {
 
 /**
  * Throws `SseFormatError` for a message `formatEvent` would refuse, without framing it: for a
- * caller that must refuse before storing and frames later (the hub, with Redis underneath).
+ * caller that must refuse before storing and frames later (lib/scale/redis-store.ts).
  */
 export function checkMessage(message: SseMessage): void {
   const { event, id, retry, data, comment } = message;
