@@ -119,6 +119,7 @@ export class MemoryStore implements HubStore {
    */
   async append(input: PublishInput): Promise<number> {
     const id = this.#lastId + 1;
+    // Framed first: an event that cannot be framed is refused here, before it is stored.
     const frame = Buffer.from(formatEvent({ event: input.event, id: String(id), data: input.data }));
     this.#lastId = id;
     const event: HubEvent = { id, channel: input.channel, event: input.event, data: input.data, key: input.key, frame };
@@ -215,11 +216,12 @@ export class MemoryStore implements HubStore {
    * it moves to the publishers' table for good (./public-share.ts).
    */
   #channel(name: string, writer: ChannelTable): History {
-    const table = writer === this.#public && !this.#publishers.channels.has(name) ? this.#public : this.#publishers;
-    let history = this.#find(name);
+    const owner = this.#publishers.channels.has(name) ? this.#publishers : this.#public.channels.has(name) ? this.#public : undefined;
+    const table = owner === this.#publishers || writer === this.#publishers ? this.#publishers : this.#public;
+    let history = owner?.channels.get(name);
+    // Deleted and set again below: a Map keeps insertion order, so that is the move to the back.
     if (history) {
-      this.#publishers.channels.delete(name);
-      this.#public.channels.delete(name);
+      owner!.channels.delete(name);
     } else {
       history = new History(this.#historySize);
       // This may be a forgotten channel coming back: its old events are gone, so a replay
