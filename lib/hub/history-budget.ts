@@ -43,13 +43,13 @@ export interface StoredEvent {
 }
 
 export class HistoryBudget {
-  readonly maxBytes: number;
+  readonly #maxBytes: number;
   #bytes = 0;
   #oldest: StoredEvent | undefined;
   #newest: StoredEvent | undefined;
 
   constructor(maxBytes: number) {
-    this.maxBytes = maxBytes;
+    this.#maxBytes = maxBytes;
   }
 
   /** Bytes charged now: never above `maxBytes` once `charge` returns. */
@@ -68,7 +68,7 @@ export class HistoryBudget {
     else this.#oldest = stored;
     this.#newest = stored;
     this.#bytes += stored.cost;
-    while (this.#bytes > this.maxBytes && this.#oldest) {
+    while (this.#bytes > this.#maxBytes && this.#oldest) {
       // Drops the oldest and whatever is older in its channel; each one comes back to `release`.
       this.#oldest.history.dropThrough(this.#oldest.event.id);
     }

@@ -113,7 +113,7 @@ end
 -- Stores and publishes one event; writer is 'public' for the chat, anything else is a publisher.
 local function publish(channel, body, writer)
   ensure_counter()
-  local side = sides[writer or 'publishers'] or sides.publishers
+  local side = sides[writer] or sides.publishers
   local id = string.format('%d', redis.call('INCR', prefix .. 'id'))
   local stream = prefix .. 'stream:' .. channel
   if redis.call('EXISTS', stream) == 0 then
