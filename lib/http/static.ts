@@ -48,8 +48,8 @@ export function safeSegments(rawPath: string): string[] {
   return segments;
 }
 
-/** Opens a regular file that is reached without any symbolic link; undefined when there is none. */
-async function openPlainFile(file: string): Promise<FileHandle | undefined> {
+/** Opens a regular file that is reached without any symbolic link, with its size; undefined when there is none. */
+async function openPlainFile(file: string): Promise<{ handle: FileHandle; size: number } | undefined> {
   let handle: FileHandle;
   try {
     // realpath resolves every link on the way: a path that changes had one. O_NOFOLLOW also
@@ -61,7 +61,8 @@ async function openPlainFile(file: string): Promise<FileHandle | undefined> {
     if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') return undefined;
     throw error;
   }
-  if ((await handle.stat()).isFile()) return handle;
+  const info = await handle.stat();
+  if (info.isFile()) return { handle, size: info.size };
   await handle.close();
   return undefined;
 }
@@ -76,13 +77,13 @@ export async function serveStatic(root: string, req: IncomingMessage, res: Serve
   const file = join(base, ...segments);
   if (!file.startsWith(base + sep)) throw new HttpError(400, 'Path is not allowed');
 
-  const handle = segments.some((segment) => segment.startsWith('.')) ? undefined : await openPlainFile(file);
-  if (handle === undefined) throw new HttpError(404, `No such file: ${rawPath}`);
-  const info = await handle.stat();
+  const opened = segments.some((segment) => segment.startsWith('.')) ? undefined : await openPlainFile(file);
+  if (opened === undefined) throw new HttpError(404, `No such file: ${rawPath}`);
+  const { handle, size } = opened;
 
   res.writeHead(200, {
     'Content-Type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream',
-    'Content-Length': info.size,
+    'Content-Length': size,
     // Revalidate every time: this is a teaching server, edits should show on reload.
     'Cache-Control': 'no-cache',
     // Never let a browser guess a type: a guessed text/html would run as a page.
