@@ -30,7 +30,7 @@ export function isLoopback(address: string | undefined): boolean {
 }
 
 /** The host name of a `Host` header, without its port, lower-cased; undefined if malformed. */
-export function hostName(host: string | undefined): string | undefined {
+function hostName(host: string | undefined): string | undefined {
   if (host === undefined || host === '') return undefined;
   try {
     return new URL(`http://${host}/`).hostname.toLowerCase();

@@ -80,7 +80,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
  * but `JSON.stringify` (which republishes `data`) and every other recursive walk run out of
  * stack a few thousand levels down, which would be a 500. No honest body comes near this.
  */
-export const MAX_JSON_DEPTH = 32;
+const MAX_JSON_DEPTH = 32;
 
 /** True when `text` opens more than `limit` arrays or objects inside each other (strings skipped). */
 function exceedsDepth(text: string, limit: number): boolean {

@@ -49,7 +49,7 @@ function renderMetrics(streams: StreamRegistry, hub: HubReadings): string {
   // Named as Prometheus's own process collectors name it. Every bound in this server (bodies,
   // backlogs, history) is there to keep this from growing, so it is the one to alert on; the
   // runtime tests read it to check that each runtime keeps it so.
-  metric('process_resident_memory_bytes', 'gauge', 'Resident memory of this process, in bytes.', [['', process.memoryUsage().rss]]);
+  metric('process_resident_memory_bytes', 'gauge', 'Resident memory of this process, in bytes.', [['', process.memoryUsage.rss()]]);
   return lines.join('\n') + '\n';
 }
 
