@@ -18,7 +18,7 @@ import { percentiles, type HistogramSnapshot } from './histogram.ts';
 import type { PublishResult } from './publisher.ts';
 import type { WorkerCommand } from './load-worker.ts';
 import { ALL_SERVERS, cpuSeconds, goLoadWorker, isOurs, nchanMissing, nextMessage, prepareGo, rssBytes, runtimeOf, startServer, type RunningServer, type ServerKind } from './server-process.ts';
-import { NODE_FLAGS } from '../tests/runtimes/runtimes.ts';
+import { NODE_FLAGS } from '../tests/support/server-process.ts';
 
 const here = new URL('.', import.meta.url).pathname;
 const args = process.argv.slice(2);

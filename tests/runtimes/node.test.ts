@@ -2,12 +2,12 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { it } from 'node:test';
-import { NODE_FLAGS } from './runtimes.ts';
+import { NODE_FLAGS } from '../support/server-process.ts';
 import { describeRuntime } from './suite.ts';
 
 describeRuntime('node');
 
-// The suite and the bench start Node with NODE_FLAGS; what they measure is what npm start runs.
+// The tests and the bench start Node with NODE_FLAGS; what they measure is what npm start runs.
 it('npm start passes Node the flags the suite and the bench run with', () => {
   const { scripts } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
   for (const flag of NODE_FLAGS) {

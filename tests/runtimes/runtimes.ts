@@ -20,7 +20,7 @@
  * other platforms; a runtime with no package for this one is `missing`, with the reason.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { SERVER_ENTRY } from '../support/server-process.ts';
+import { NODE_FLAGS, SERVER_ENTRY } from '../support/server-process.ts';
 
 export type RuntimeId = 'node' | 'node26' | 'deno' | 'bun';
 
@@ -74,14 +74,6 @@ const bun = binary(
  * DATA_DIR. `--allow-write=data` would do for the default DATA_DIR; tests use temporary ones.
  */
 const DENO_PERMISSIONS = ['--allow-net', '--allow-env', '--allow-read', '--allow-write'];
-
-/**
- * V8's young generation capped at 1 MiB per semi-space, as `npm start` runs it (the README's
- * "Running it for real" says why): almost everything a stream allocates lives as long as the
- * stream, so a bigger nursery mostly holds memory (bench W1: about 1.3 KiB per idle stream),
- * while fan-out pays a few percent for the more frequent minor collections (W2).
- */
-export const NODE_FLAGS = ['--max-semi-space-size=1'];
 
 export const RUNTIMES: readonly Runtime[] = [
   {
