@@ -24,8 +24,8 @@ const PANEL_HEIGHT = 210;
 const TOP = 64;
 const LEFT = 16;
 const PLOT_HEIGHT = 140;
-/** Ours stands out; the peers are told apart by shade, one colour each for up to eight servers. */
-const COLORS = ['#e8590c', '#1971c2', '#74b816', '#868e96', '#be4bdb', '#f59f00', '#0ca678', '#c2255c'];
+/** Ours stands out; the peers are told apart by shade, one colour each for up to nine servers. */
+const COLORS = ['#e8590c', '#1971c2', '#74b816', '#868e96', '#be4bdb', '#f59f00', '#0ca678', '#c2255c', '#5f3dc4'];
 /** The legend wraps onto as many rows as it needs, this wide an entry. */
 const LEGEND_ENTRY = 130;
 const LEGEND_PER_ROW = Math.floor((WIDTH - 2 * LEFT) / LEGEND_ENTRY);

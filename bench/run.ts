@@ -62,7 +62,7 @@ function chooseServers(): ServerKind[] {
   });
 }
 
-/** The servers in the peer tables: ours under `npm start` and the peers; the runtimes get a table of their own. */
+/** The servers in the peer tables: ours as deployed (compiled) and the peers; the runtimes get a table of their own. */
 const peerTableServers = () => SERVERS.filter((kind) => kind === 'ours' || !isOurs(kind));
 
 function launch(kind: ServerKind, env: Record<string, string> = {}): Promise<RunningServer> {
@@ -451,7 +451,8 @@ function machine(): string {
 }
 
 const SERVER_NOTES: Record<ServerKind, string> = {
-  ours: '**ours** (`createApp` from server.ts)',
+  ours: '**ours** (`createApp` from server.ts, compiled by `npm run build`, as `npm run start:dist` runs it)',
+  'ours-tsx': '**ours-tsx** (the same source under tsx, as `npm start` runs it)',
   go: `**go**: net/http from the standard library (${goVersion()}), a goroutine and a buffered channel per subscriber, framed once, \`Flush\` per event (\`servers/go/hub.go\`)`,
   nchan: `**nchan**: nginx ${nginxVersion()} with its nchan module (C), one process, EventSource subscribers with a heartbeat comment (\`servers/nchan/config.ts\`); in W1 and W4 only, as its publish API and ids are its own`,
   'better-sse': '**better-sse** 0.16 (one channel, `broadcast`)',
@@ -488,7 +489,7 @@ function render(results: Results, list: Case[], elapsed: number): string {
   lines.push(`- Date: ${new Date().toISOString().slice(0, 10)}; ${runs === 1 ? 'one run' : `median of ${runs} runs`}${quick ? ' (--quick: fewer events, shorter holds)' : ''}; took ${Math.round(elapsed)} s; \`npm run bench${args.length > 0 ? ` -- ${args.join(' ')}` : ''}\``);
   lines.push(`- Pinning: ${hasTaskset ? 'each server on core 1, the whole load generator on core 0 (`taskset`)' : 'none (taskset not found)'}`);
   lines.push(`- Servers: ${SERVERS.map((kind) => SERVER_NOTES[kind]).join('; ')}. ${SERVERS.includes('nchan') ? 'All but nchan' : 'All'} take the same \`POST /publish\` JSON body.`);
-  lines.push(`- Every server on Node runs with \`${NODE_FLAGS.join(' ')}\`, as \`npm start\` does (README, "Running it for real"): the peers on Node get the same tuning as ours.`);
+  lines.push(`- Every server on Node runs with \`${NODE_FLAGS.join(' ')}\`, as \`npm start\` does (README, "Running it for real"), and all but ours-tsx compiled to JavaScript by \`npm run build\`: the peers on Node get the same tuning as ours.`);
   lines.push(
     `- Load generator: ${loadKind === 'go' ? 'Go (`load-go/worker.go`, a goroutine per socket; the Node one, `load-worker.ts`, costs about half as much again per event, 7.5 µs against 5 µs, and saturated its core at 10k subscribers)' : 'Node (`load-worker.ts`, raw `node:net` sockets)'}; "load core busy" is its CPU time over the wall time, so near 100 % means it, not the server, set the pace.`,
   );
@@ -560,7 +561,7 @@ function render(results: Results, list: Case[], elapsed: number): string {
 
 /**
  * The same server under each runtime: what each costs per connection and per delivery. Each
- * cell carries its ratio to ours on this Node with tsx (`npm start`), above 1× meaning better.
+ * cell carries its ratio to ours compiled on this Node (`npm run start:dist`), above 1× meaning better.
  */
 function runtimeTables(results: Results, list: Case[]): string[] {
   const kinds = SERVERS.filter((kind) => isOurs(kind));
@@ -584,6 +585,7 @@ function runtimeTables(results: Results, list: Case[]): string[] {
     if (entry.workload === 'W1') {
       row(entry, 'RSS per connection (KiB)', 'rssPerConnection', 2, 'lower', 1024);
       row(entry, 'connects/s', 'connectPerSecond', 0, 'higher');
+      row(entry, 'server CPU µs per connect', 'serverMicrosPerConnect', 1, 'lower');
     } else if (entry.workload === 'W2' || entry.workload === 'W5') {
       row(entry, `**deliveries/s** (${entry.workload})`, 'deliveriesPerSecond', 0, 'higher');
       row(entry, 'server CPU µs per delivery', 'serverMicrosPerDelivery', 2, 'lower');

@@ -1,6 +1,6 @@
 /**
  * The servers under test, each started as its own process pinned to core 1: the JavaScript
- * ones (ours, better-sse, naive, and ours again under Node 26, Deno and Bun) are driven over
+ * ones (ours, better-sse, naive, and ours again under tsx, Node 26, Deno and Bun) are driven over
  * IPC (./servers/control.ts), the Go one over its standard input and output
  * (./servers/go/hub.go), nginx + nchan by its port and signals (./servers/nchan/config.ts).
  * Either way the runner can ask for the port, for a garbage collection
@@ -17,22 +17,26 @@ import { NCHAN_MODULE, NGINX, nchanConfig } from './servers/nchan/config.ts';
 
 const here = new URL('.', import.meta.url).pathname;
 
-/** `ours` is `npm start` (this Node, with tsx); `ours-*` run the same servers/ours.ts on another runtime. */
-export type OursKind = 'ours' | 'ours-node26' | 'ours-deno' | 'ours-bun';
+/**
+ * `ours` is servers/ours.ts as `npm run build` compiled it, on this Node (`npm run start:dist`,
+ * how it is deployed); `ours-tsx` is the same under tsx (`npm start`, how it is read and
+ * edited); `ours-*` run it on another runtime.
+ */
+export type OursKind = 'ours' | 'ours-tsx' | 'ours-node26' | 'ours-deno' | 'ours-bun';
 export type ServerKind = OursKind | 'go' | 'nchan' | 'better-sse' | 'naive';
 
 /** Every server, ours first, then the peers, then ours on the other runtimes; the runner drops those that cannot run here. */
-export const ALL_SERVERS: readonly ServerKind[] = ['ours', 'go', 'nchan', 'better-sse', 'naive', 'ours-node26', 'ours-deno', 'ours-bun'];
+export const ALL_SERVERS: readonly ServerKind[] = ['ours', 'go', 'nchan', 'better-sse', 'naive', 'ours-tsx', 'ours-node26', 'ours-deno', 'ours-bun'];
 
-const RUNTIME_OF: Record<OursKind, RuntimeId> = { ours: 'node', 'ours-node26': 'node26', 'ours-deno': 'deno', 'ours-bun': 'bun' };
+const RUNTIME_OF: Record<OursKind, RuntimeId> = { ours: 'node-built', 'ours-tsx': 'node', 'ours-node26': 'node26', 'ours-deno': 'deno', 'ours-bun': 'bun' };
 
 export function isOurs(kind: ServerKind): kind is OursKind {
   return kind in RUNTIME_OF;
 }
 
-/** The runtime a server runs on: its own for `ours-*`, this Node for every other JavaScript one. */
+/** The runtime a server runs on: its own for `ours-*`, and compiled on this Node, as ours is, for every other JavaScript one. */
 export function runtimeOf(kind: ServerKind): Runtime {
-  const id = isOurs(kind) ? RUNTIME_OF[kind] : 'node';
+  const id = isOurs(kind) ? RUNTIME_OF[kind] : 'node-built';
   return RUNTIMES.find((runtime) => runtime.id === id)!;
 }
 
@@ -195,6 +199,7 @@ async function untilAccepting(port: number, child: ChildProcess, timeoutMs: numb
 
 async function startNode(kind: ServerKind, { env, pin, profileDir }: StartOptions): Promise<RunningServer> {
   const runtime = runtimeOf(kind);
+  runtime.prepare?.();
   const server = runtime.command({ entry: `${here}servers/${isOurs(kind) ? 'ours' : kind}.ts`, exposeGc: true });
   // Profiles are V8's --cpu-prof, so Node's only (Node 26 included).
   if (profileDir !== undefined && runtime.id.startsWith('node')) server.splice(1, 0, '--cpu-prof', `--cpu-prof-dir=${profileDir}`);

@@ -12,6 +12,7 @@
  */
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
+import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../http/config.ts';
 import { stderrLogger } from '../http/log.ts';
@@ -26,8 +27,11 @@ function main(): void {
     throw new Error('Cannot run a cluster without REDIS_URL: each process would have its own hub, and events published on one would never reach clients of another');
   }
   const workers = config.workers || availableParallelism();
-  // Workers run server.ts itself, with the same loader flags (tsx) this process started with.
-  cluster.setupPrimary({ exec: fileURLToPath(new URL('../../server.ts', import.meta.url)) });
+  // Workers run the server file beside this one's tree, with the flags this process started
+  // with (tsx's loader included): server.ts from source, server.js once `npm run build` has
+  // compiled both to dist/ (the compiler rewrites imports, not URLs, hence the extension).
+  const server = new URL(`../../server${extname(import.meta.url)}`, import.meta.url);
+  cluster.setupPrimary({ exec: fileURLToPath(server) });
   let stopping = false;
   let quickDeaths = 0;
   const fork = () => {

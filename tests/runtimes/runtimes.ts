@@ -1,6 +1,7 @@
 /**
  * The runtimes server.ts runs on, and the command each one runs it with:
  * - the Node that runs npm, loading TypeScript with tsx (`npm start`);
+ * - the same Node running what `npm run build` compiled to dist/ (`npm run start:dist`);
  * - Node 26, which strips the types itself (`node server.ts`);
  * - Deno 2 (`deno run` with the permissions the server needs);
  * - Bun 1 (`bun server.ts`).
@@ -19,10 +20,12 @@
  * platform packages need no script at all. Each is optional, so `npm ci` skips those for
  * other platforms; a runtime with no package for this one is `missing`, with the reason.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { NODE_FLAGS, SERVER_ENTRY } from '../support/server-process.ts';
 
-export type RuntimeId = 'node' | 'node26' | 'deno' | 'bun';
+export type RuntimeId = 'node' | 'node-built' | 'node26' | 'deno' | 'bun';
 
 export interface Runtime {
   id: RuntimeId;
@@ -36,9 +39,26 @@ export interface Runtime {
   env: Record<string, string>;
   /** Why it cannot run here (its package is not installed, or there is none for this platform). */
   missing: string | undefined;
+  /** What must happen once before `command` can run (compiling, for the built server). */
+  prepare?(): void;
 }
 
 const here = new URL('.', import.meta.url).pathname;
+const repo = new URL('../../', import.meta.url).pathname;
+
+/** A source file's compiled twin: `npm run build` compiles the whole tree (bench and tests too) to dist/. */
+function compiled(entry: string): string {
+  return join(repo, 'dist', relative(repo, entry)).replace(/\.ts$/, '.js');
+}
+
+let built = false;
+/** Runs `npm run build` once per process; a failed build throws with the compiler's output. */
+function buildOnce(): void {
+  if (built) return;
+  const result = spawnSync('npm', ['run', '--silent', 'build'], { cwd: repo, encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`npm run build failed (${result.status ?? result.signal}):\n${result.stdout}${result.stderr}`);
+  built = true;
+}
 const pins = (JSON.parse(readFileSync(`${here}package.json`, 'utf8')) as { optionalDependencies: Record<string, string> })
   .optionalDependencies;
 const platform = `${process.platform}-${process.arch}`;
@@ -83,6 +103,16 @@ export const RUNTIMES: readonly Runtime[] = [
     command: ({ entry = SERVER_ENTRY, exposeGc = false } = {}) => [process.execPath, ...NODE_FLAGS, ...(exposeGc ? ['--expose-gc'] : []), '--import', 'tsx', entry],
     env: {},
     missing: undefined,
+  },
+  {
+    id: 'node-built',
+    name: `Node ${process.versions.node}, compiled`,
+    howToRun: 'npm run start:dist',
+    // Plain JavaScript, so no loader thread: tsx's keeps about 30 MiB of its own (README, "Running it for real").
+    command: ({ entry = SERVER_ENTRY, exposeGc = false } = {}) => [process.execPath, ...NODE_FLAGS, ...(exposeGc ? ['--expose-gc'] : []), compiled(entry)],
+    env: {},
+    missing: undefined,
+    prepare: buildOnce,
   },
   {
     id: 'node26',

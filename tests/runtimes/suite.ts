@@ -88,6 +88,7 @@ function skipReason(runtime: Runtime): string | false {
 
 function start(runtime: Runtime, env: Record<string, string> = {}): Promise<ServerProcess> {
   if (runtime.missing !== undefined) throw new Error(`${runtime.name} is required under CI: ${runtime.missing}`);
+  runtime.prepare?.();
   return startServerProcess({
     command: runtime.command(),
     env: { ...runtime.env, MAX_STREAMS_PER_ADDRESS: '100000', POSTS_PER_MINUTE: '100000', ...env },
