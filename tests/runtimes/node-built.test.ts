@@ -32,18 +32,21 @@ it('the compiled server serves the page from the public/ the build copied', asyn
 it('the compiled cluster forks workers that run the compiled server', { skip: redisMissing() }, async () => {
   built.prepare!();
   const redis = await RedisServer.start();
-  // A real port: with port 0, node:cluster would give each worker a port of its own.
-  const cluster = await startServerProcess({
-    command: built.command({ entry: sourceFile('lib/scale/cluster.ts') }),
-    env: { REDIS_URL: redis.url, REDIS_PREFIX: 'built-cluster', WORKERS: '2', PORT: String(await freePort()) },
-  });
   try {
-    await eventually(() => (cluster.log().match(/"event":"server\.listening"/g) ?? []).length === 2, 20_000, 'the second worker');
-    const response = await fetch(new URL('/events', cluster.url));
-    assert.equal(response.headers.get('content-type'), 'text/event-stream; charset=utf-8');
-    await response.body!.cancel();
+    // A real port: with port 0, node:cluster would give each worker a port of its own.
+    const cluster = await startServerProcess({
+      command: built.command({ entry: sourceFile('lib/scale/cluster.ts') }),
+      env: { REDIS_URL: redis.url, REDIS_PREFIX: 'built-cluster', WORKERS: '2', PORT: String(await freePort()) },
+    });
+    try {
+      await eventually(() => (cluster.log().match(/"event":"server\.listening"/g) ?? []).length === 2, 20_000, 'the second worker');
+      const response = await fetch(new URL('/events', cluster.url));
+      assert.equal(response.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+      await response.body!.cancel();
+    } finally {
+      assert.equal(await cluster.stop(), 0, cluster.log());
+    }
   } finally {
-    assert.equal(await cluster.stop(), 0, cluster.log());
     await redis.stop();
   }
 });
