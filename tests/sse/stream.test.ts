@@ -71,6 +71,20 @@ describe('event streams over a real port', async () => {
     assert.equal(timers, 0);
   });
 
+  it('sends every stream its heartbeat when a tick visits them in several slices', async () => {
+    const registry = new StreamRegistry({ heartbeatMs: 50, streamsPerSlice: 2 });
+    const { server, url } = await streamServer(registry, 1024 * 1024);
+    const clients = Array.from({ length: 5 }, () => new StreamClient(new URL(url)));
+    try {
+      await Promise.all(clients.map((client) => until(client, 'change', () => client.decoder.comments.length > 0)));
+      assert.deepEqual(clients.map((client) => client.decoder.comments[0]), Array(5).fill(' heartbeat'));
+    } finally {
+      for (const client of clients) client.abort();
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
   it('disconnects a client that never reads, keeping its backlog bounded', async () => {
     const registry = new StreamRegistry({ heartbeatMs: 0 });
     const bound = 256 * 1024;
