@@ -16,20 +16,22 @@ describeRuntime('node-built');
 const built = RUNTIMES.find((runtime) => runtime.id === 'node-built')!;
 const sourceFile = (path: string) => new URL(`../../${path}`, import.meta.url).pathname;
 
-it('the compiled server serves the page from the public/ the build copied', async () => {
+it('npm run start:dist serves the page from the public/ the build copied', async () => {
   built.prepare!();
   const server = await startServerProcess({ command: built.command() });
+  let code: number | null;
   try {
     const response = await fetch(server.url);
     assert.equal(response.status, 200);
     assert.match(response.headers.get('content-type') ?? '', /^text\/html/);
     assert.match(await response.text(), /<script[^>]+src="\/?app\.js"/);
   } finally {
-    assert.equal(await server.stop(), 0, server.log());
+    code = await server.stop();
   }
+  assert.equal(code, 0, server.log());
 });
 
-it('the compiled cluster forks workers that run the compiled server', { skip: redisMissing() }, async () => {
+it('npm run cluster:dist forks workers that run the compiled server', { skip: redisMissing() }, async () => {
   built.prepare!();
   const redis = await RedisServer.start();
   try {
@@ -38,14 +40,16 @@ it('the compiled cluster forks workers that run the compiled server', { skip: re
       command: built.command({ entry: sourceFile('lib/scale/cluster.ts') }),
       env: { REDIS_URL: redis.url, REDIS_PREFIX: 'built-cluster', WORKERS: '2', PORT: String(await freePort()) },
     });
+    let code: number | null;
     try {
       await eventually(() => (cluster.log().match(/"event":"server\.listening"/g) ?? []).length === 2, 20_000, 'the second worker');
       const response = await fetch(new URL('/events', cluster.url));
       assert.equal(response.headers.get('content-type'), 'text/event-stream; charset=utf-8');
       await response.body!.cancel();
     } finally {
-      assert.equal(await cluster.stop(), 0, cluster.log());
+      code = await cluster.stop();
     }
+    assert.equal(code, 0, cluster.log());
   } finally {
     await redis.stop();
   }
