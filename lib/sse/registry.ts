@@ -44,7 +44,10 @@ export class StreamRegistry {
   readonly #stallTicks: number;
   readonly #streamsPerSlice: number;
   #timer: NodeJS.Timeout | undefined;
-  /** The streams the tick under way has yet to visit; a Set's iterator skips those removed meanwhile. */
+  /**
+   * The streams the tick under way has yet to visit. A Set's iterator is live: it skips
+   * streams removed meanwhile and reaches streams added meanwhile.
+   */
   #unvisited: IterableIterator<SseStream> | undefined;
   /** How many streams ended, by reason. */
   readonly closed: Record<CloseReason, number> = { client: 0, done: 0, slow: 0, stalled: 0, shutdown: 0 };
@@ -94,12 +97,14 @@ export class StreamRegistry {
 
   #tick(): void {
     // A tick still under way when the next is due (only with hundreds of thousands of
-    // streams) simply goes on: the streams it has not reached yet get this one's visit.
+    // streams) simply goes on: the streams it has not reached yet get this one's visit, and
+    // those it already visited wait for the next tick.
     if (this.#unvisited !== undefined) return;
     this.#unvisited = this.#streams.values();
     this.#visitSlice();
   }
 
+  /** An arrow function, so that `setImmediate` can be handed it as is, with no closure per slice. */
   readonly #visitSlice = (): void => {
     let visited = 0;
     // Leaving this loop early keeps the iterator's place: a Set's iterator has no return().

@@ -71,14 +71,32 @@ describe('event streams over a real port', async () => {
     assert.equal(timers, 0);
   });
 
-  it('sends every stream its heartbeat when a tick visits them in several slices', async () => {
+  it('sends every stream its heartbeat in slices, with a turn of the event loop between them', async () => {
     const registry = new StreamRegistry({ heartbeatMs: 50, streamsPerSlice: 2 });
-    const { server, url } = await streamServer(registry, 1024 * 1024);
+    const { server, url, opened } = await streamServer(registry, 1024 * 1024);
+    // Counts turns of the event loop: an immediate that queues itself runs once per turn.
+    let turn = 0;
+    let counter = setImmediate(function count() {
+      turn += 1;
+      counter = setImmediate(count);
+    });
     const clients = Array.from({ length: 5 }, () => new StreamClient(new URL(url)));
     try {
+      await Promise.all(clients.map((client) => client.opened()));
+      // From here on, each stream only writes heartbeats; note the turn each one is written in.
+      const heartbeatsPerTurn = new Map<number, number>();
+      for (const stream of opened) {
+        const write = stream.write.bind(stream);
+        stream.write = (frames) => {
+          heartbeatsPerTurn.set(turn, (heartbeatsPerTurn.get(turn) ?? 0) + 1);
+          return write(frames);
+        };
+      }
       await Promise.all(clients.map((client) => until(client, 'change', () => client.decoder.comments.length > 0)));
       assert.deepEqual(clients.map((client) => client.decoder.comments[0]), Array(5).fill(' heartbeat'));
+      assert.ok(Math.max(...heartbeatsPerTurn.values()) <= 2, `heartbeats per turn: ${JSON.stringify([...heartbeatsPerTurn])}`);
     } finally {
+      clearImmediate(counter);
       for (const client of clients) client.abort();
       server.closeAllConnections();
       server.close();
