@@ -489,7 +489,7 @@ function render(results: Results, list: Case[], elapsed: number): string {
   lines.push(`- Date: ${new Date().toISOString().slice(0, 10)}; ${runs === 1 ? 'one run' : `median of ${runs} runs`}${quick ? ' (--quick: fewer events, shorter holds)' : ''}; took ${Math.round(elapsed)} s; \`npm run bench${args.length > 0 ? ` -- ${args.join(' ')}` : ''}\``);
   lines.push(`- Pinning: ${hasTaskset ? 'each server on core 1, the whole load generator on core 0 (`taskset`)' : 'none (taskset not found)'}`);
   lines.push(`- Servers: ${SERVERS.map((kind) => SERVER_NOTES[kind]).join('; ')}. ${SERVERS.includes('nchan') ? 'All but nchan' : 'All'} take the same \`POST /publish\` JSON body.`);
-  lines.push(`- Every server on Node runs with \`${NODE_FLAGS.join(' ')}\`, as \`npm start\` does (README, "Running it for real"), and all but ours-tsx compiled to JavaScript by \`npm run build\`: the peers on Node get the same tuning as ours.`);
+  lines.push(`- Every server on Node runs with \`${NODE_FLAGS.join(' ')}\`, as \`npm start\` does (README, "Running it for real"), and ours, naive and better-sse run compiled to JavaScript by \`npm run build\` (ours-tsx and ours-node26 run the TypeScript): the peers on Node get the same tuning as ours.`);
   lines.push(
     `- Load generator: ${loadKind === 'go' ? 'Go (`load-go/worker.go`, a goroutine per socket; the Node one, `load-worker.ts`, costs about half as much again per event, 7.5 µs against 5 µs, and saturated its core at 10k subscribers)' : 'Node (`load-worker.ts`, raw `node:net` sockets)'}; "load core busy" is its CPU time over the wall time, so near 100 % means it, not the server, set the pace.`,
   );
