@@ -8,11 +8,12 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { RUNTIMES, type Runtime, type RuntimeId } from '../tests/runtimes/runtimes.ts';
+import { freePort } from '../tests/support/redis-server.ts';
 import { NCHAN_MODULE, NGINX, nchanConfig } from './servers/nchan/config.ts';
 
 const here = new URL('.', import.meta.url).pathname;
@@ -165,17 +166,6 @@ async function startNchan({ env, pin }: StartOptions): Promise<RunningServer> {
     // SIGTERM is nginx's fast shutdown (SIGQUIT would wait for the open streams to end).
     stop: () => stopChild(child, () => child.kill('SIGTERM')),
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 /** Resolves once something accepts connections on `port`; rejects if `child` exits first or time runs out. */
