@@ -151,6 +151,11 @@ export class MemoryStore implements HubStore {
     this.#followed.add(channel);
   }
 
+  followNow(channels: readonly string[]): number {
+    for (const channel of channels) this.#followed.add(channel);
+    return this.#lastId;
+  }
+
   unfollow(channel: string): void {
     this.#followed.delete(channel);
   }

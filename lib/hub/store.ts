@@ -42,6 +42,12 @@ export interface HubStore {
   position(): Promise<number>;
   /** From now on, live events of `channel` reach the feed; resolves once they will. Idempotent. */
   follow(channel: string): Promise<void>;
+  /**
+   * `follow` for every one of `channels`, and `position`, both done in this very call. Only a
+   * store that can do that has it: the in-process one. Redis cannot (following there is a
+   * round trip), so there a new client waits for the catch-up like any other.
+   */
+  followNow?(channels: readonly string[]): number;
   /** Nobody here follows `channel` any more. */
   unfollow(channel: string): void;
   holdLease(name: string, ttlMs: number): Promise<boolean>;
