@@ -77,6 +77,7 @@ export interface PubSub {
    * Attaches a subscriber: what it missed since `lastEventId` (or a `reset`, or a snapshot),
    * then live events, with no gap and no duplicate. Returns the detach function at once, so
    * the caller can register it before anything else can go wrong; replay may finish later.
+   * The subscriber may be written to before this returns (a new client's first frame).
    */
   subscribe(subscriber: Subscriber, options: SubscribeOptions): () => void;
   /** Connections following `channel` in this process. */

@@ -43,9 +43,10 @@ export interface HubStore {
   /** From now on, live events of `channel` reach the feed; resolves once they will. Idempotent. */
   follow(channel: string): Promise<void>;
   /**
-   * `follow` for every one of `channels`, and `position`, both done in this very call. Only a
-   * store that can do that has it: the in-process one. Redis cannot (following there is a
-   * round trip), so there a new client waits for the catch-up like any other.
+   * `follow` for every one of `channels`, then `position`, both done in this very call, so
+   * that no event can be stored in between: a new client starts right after the id returned,
+   * with nothing to catch up on. Only the in-process store has it. With Redis, following is a
+   * round trip, during which events may be published, so there a new client catches up.
    */
   followNow?(channels: readonly string[]): number;
   /** Nobody here follows `channel` any more. */
