@@ -211,7 +211,8 @@ async function idle(kind: ServerKind, connections: number, warmUp = 0): Promise<
     if (warmUp > 0) {
       const warming = new LoadGenerator(1);
       await warming.connect(server, warmUp);
-      // The worker exits, and with it every socket it held: the server closes those streams.
+      // The worker exits, and with it every socket it held; a second is ample for the server
+      // to close those streams before the measured ones begin.
       await warming.close();
       await delay(1000);
     }
