@@ -112,6 +112,8 @@ export class Hub implements PubSub {
   /** Groups with a pass under way. */
   readonly #active = new Set<Group>();
   #closed = false;
+  /** The last start frame built (`#startFrame`), with its id. */
+  #start: { id: number; frame: Buffer } | undefined;
   readonly stats: HubStats = { published: 0, delivered: 0, resets: 0 };
 
   constructor(store: HubStore, options: HubOptions) {
@@ -212,7 +214,7 @@ export class Hub implements PubSub {
     group.members.add(member);
     this.#members.add(member);
     this.#listeners.change(group.channels, +1);
-    if (startsAt !== undefined) this.#goLive(member, { frames: idOnly(startsAt), upTo: startsAt });
+    if (startsAt !== undefined) this.#goLive(member, { frames: this.#startFrame(startsAt), upTo: startsAt });
     else void this.#catchUpAndGoLive(member);
     return () => {
       if (member.closed) return;
@@ -307,6 +309,12 @@ export class Hub implements PubSub {
   async #snapshot(snapshot: NonNullable<SubscribeOptions['snapshot']>): Promise<CatchUp> {
     const taken: Snapshot = await snapshot(this.#store.lastId);
     return { frames: Buffer.from(taken.frames), upTo: taken.upTo };
+  }
+
+  /** The `id:` frame a new client starts with, shared by all arriving between two events (../sse/preframed-write.ts says why). */
+  #startFrame(id: number): Buffer {
+    if (this.#start?.id !== id) this.#start = { id, frame: idOnly(id) };
+    return this.#start.frame;
   }
 
   /** Writes the catch-up, then the held live events it does not already cover, and goes live. */

@@ -85,8 +85,16 @@ export function openStream(
     res.flushHeaders();
   }
   const stream = new SseStream(res, registry, options.maxBacklogBytes);
-  stream.send({ retry: options.retryMs });
+  stream.write(retryFrame(options.retryMs));
   return stream;
+}
+
+/** The `retry:` frame every stream starts with: built once and shared (see ./preframed-write.ts for why). */
+let retry: { ms: number; frame: Buffer } | undefined;
+
+function retryFrame(ms: number): Buffer {
+  if (retry?.ms !== ms) retry = { ms, frame: Buffer.from(formatEvent({ retry: ms })) };
+  return retry.frame;
 }
 
 function uncork(socket: Socket): void {

@@ -103,6 +103,37 @@ describe('event streams over a real port', async () => {
     }
   });
 
+  it('writes shared buffers interleaved across streams byte for byte, each framed as its own chunk', async () => {
+    // Shared buffers are framed once and the chunk reused (lib/sse/preframed-write.ts): a chunk
+    // handed to the wrong buffer would corrupt the body or break the chunked encoding.
+    const registry = new StreamRegistry({ heartbeatMs: 0 });
+    const { server, url, opened } = await streamServer(registry, 1024 * 1024);
+    const clients = [new StreamClient(new URL(url)), new StreamClient(new URL(url))];
+    try {
+      await Promise.all(clients.map((client) => client.opened()));
+      const [first, second] = opened as [SseStream, SseStream];
+      const a = Buffer.from(formatEvent({ id: '1', data: 'one' }));
+      const b = Buffer.from(formatEvent({ id: '2', data: 'two, a longer one' }));
+      first.write(a);
+      second.write(a);
+      first.write(b);
+      second.write(a);
+      second.write(b);
+      first.write(formatEvent({ data: 'only for the first' }));
+      first.write(a);
+      const expected = [
+        `retry: 1500\n\n${a}${b}data: only for the first\n\n${a}`,
+        `retry: 1500\n\n${a}${a}${b}`,
+      ];
+      await Promise.all(clients.map((client, i) => until(client, 'change', () => client.raw.length >= expected[i]!.length)));
+      assert.deepEqual(clients.map((client) => client.raw), expected);
+    } finally {
+      for (const client of clients) client.abort();
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
   it('disconnects a client that never reads, keeping its backlog bounded', async () => {
     const registry = new StreamRegistry({ heartbeatMs: 0 });
     const bound = 256 * 1024;
