@@ -11,7 +11,7 @@ import { corsHeaders, PREFLIGHT_HEADERS } from './cors.ts';
 import { answerClientError, answerError } from './errors.ts';
 import { HttpError } from './json.ts';
 import type { Logger } from './log.ts';
-import { logWhenDone } from './request-log.ts';
+import { requestLogger } from './request-log.ts';
 import { router, type Route } from './router.ts';
 import type { AcceptedWrites } from './shutdown.ts';
 import { serveStatic } from './static.ts';
@@ -26,6 +26,7 @@ export interface HttpServerOptions {
 
 export function createHttpServer({ config, routes, clientAddress, writes, logger }: HttpServerOptions): Server {
   const route = router(routes, (req, res) => serveStatic(config.publicDir, req, res));
+  const logRequest = requestLogger(clientAddress, logger);
 
   async function dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     // Set first, so every answer below (stream, JSON, error) carries them.
@@ -59,7 +60,7 @@ export function createHttpServer({ config, routes, clientAddress, writes, logger
       noDelay: true,
     },
     (req, res) => {
-      logWhenDone(req, res, clientAddress, logger);
+      logRequest(req, res);
       // `dispatch` is async, so whatever a route throws, even before its first await, arrives
       // here as a rejection and is answered as JSON.
       dispatch(req, res).catch((error: unknown) => answerError(req, res, error, logger));

@@ -6,20 +6,34 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ClientAddress } from './addresses.ts';
 import type { Logger } from './log.ts';
 
-export function logWhenDone(req: IncomingMessage, res: ServerResponse, clientAddress: ClientAddress, logger: Logger): void {
-  const started = performance.now();
-  // Read now: once the connection is gone, so is its socket.
-  const address = clientAddress(req);
-  // `on`, not `once`: 'close' fires once anyway, and `once` wraps every listener in another
-  // function and object, which an open stream would keep alive for hours.
-  res.on('close', () => {
+/** What the line needs that the response can no longer tell when it closes. */
+interface Start {
+  at: number;
+  /** Read at the start: once the connection is gone, so is its socket. */
+  address: string | undefined;
+}
+
+/** Returns the function to call on every request: it notes the start, and logs the line at the end. */
+export function requestLogger(clientAddress: ClientAddress, logger: Logger): (req: IncomingMessage, res: ServerResponse) => void {
+  // One listener serves every response and finds each one's start by the response, rather
+  // than a closure per request that a stream keeps for hours (see `SseStream.onClose`,
+  // lib/sse/stream.ts, for what that weighed).
+  const starts = new WeakMap<ServerResponse, Start>();
+  function logLine(this: ServerResponse): void {
+    const start = starts.get(this)!;
     logger('request', {
-      method: req.method,
-      path: req.url?.split('?')[0],
-      status: res.statusCode,
-      ms: Math.round(performance.now() - started),
-      address,
-      ...(res.writableFinished ? {} : { aborted: true }),
+      method: this.req.method,
+      path: this.req.url?.split('?')[0],
+      status: this.statusCode,
+      ms: Math.round(performance.now() - start.at),
+      address: start.address,
+      ...(this.writableFinished ? {} : { aborted: true }),
     });
-  });
+  }
+  return (req, res) => {
+    starts.set(res, { at: performance.now(), address: clientAddress(req) });
+    // `on`, not `once`: 'close' fires once anyway, and `once` wraps every listener in another
+    // function and object, which an open stream would keep alive for hours.
+    res.on('close', logLine);
+  };
 }

@@ -28,7 +28,11 @@ export interface StreamLimitOptions extends StreamOptions {
 export function limitedStreams(options: StreamLimitOptions): OpenStream {
   const { registry, maxStreams, maxStreamsPerAddress, clientAddress } = options;
   const perAddress = new Map<string, number>();
-  const release = (address: string) => {
+  /** The key each open stream was admitted under: looked up when it closes, gone with it. */
+  const admittedAs = new WeakMap<SseStream, string>();
+  // One function releases every stream (see `SseStream.onClose` for why not one closure each).
+  const release = (stream: SseStream) => {
+    const address = admittedAs.get(stream)!;
     const count = perAddress.get(address)! - 1;
     // Delete at zero, or the map would keep one entry for every address ever seen.
     if (count === 0) perAddress.delete(address);
@@ -45,7 +49,8 @@ export function limitedStreams(options: StreamLimitOptions): OpenStream {
     }
     const stream = openStream(registry, req, res, options);
     perAddress.set(address, count + 1);
-    stream.onClose(() => release(address));
+    admittedAs.set(stream, address);
+    stream.onClose(release);
     return stream;
   };
 }

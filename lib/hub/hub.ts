@@ -105,7 +105,8 @@ export class Hub implements PubSub {
   /** The channels followed in this process, and the groups following each. */
   readonly #channels = new Map<string, Set<Group>>();
   readonly #groups = new Map<string, Group>();
-  readonly #members = new Set<Member>();
+  /** Each subscriber's subscription, found by the subscriber when it leaves. */
+  readonly #members = new Map<Subscriber, Member>();
   readonly #listeners = new ListenerCounts();
   #pending: HubEvent[] = [];
   #deliveryScheduled = false;
@@ -123,7 +124,7 @@ export class Hub implements PubSub {
     store.attach({
       receive: (event) => this.#receive(event),
       resync: () => {
-        for (const member of this.#members) void this.#catchUpAndGoLive(member);
+        for (const member of this.#members.values()) void this.#catchUpAndGoLive(member);
       },
     });
   }
@@ -176,11 +177,12 @@ export class Hub implements PubSub {
   }
 
   /**
-   * Attaches a subscriber and returns its detach function; the catch-up runs behind it. Live
-   * events arriving before the catch-up is written are held for it, not lost. A new client of
-   * the in-process store has no catch-up: its first write happens in this call.
+   * Attaches a subscriber; the catch-up runs behind it. Live events arriving before the
+   * catch-up is written are held for it, not lost. A new client of the in-process store has no
+   * catch-up: its first write happens in this call.
    */
-  subscribe(subscriber: Subscriber, options: SubscribeOptions): () => void {
+  subscribe(subscriber: Subscriber, options: SubscribeOptions): void {
+    if (this.#members.has(subscriber)) throw new Error('This subscriber is subscribed already');
     const group = this.#join(options);
     const isNew = options.lastEventId === undefined && !options.snapshot;
     // A new client has nothing to catch up on: it starts at the newest id. A store in this
@@ -212,18 +214,24 @@ export class Hub implements PubSub {
           : undefined,
     };
     group.members.add(member);
-    this.#members.add(member);
+    this.#members.set(subscriber, member);
     this.#listeners.change(group.channels, +1);
     if (startsAt !== undefined) this.#goLive(member, { frames: this.#startFrame(startsAt), upTo: startsAt });
     else void this.#catchUpAndGoLive(member);
-    return () => {
-      if (member.closed) return;
-      member.closed = true;
-      this.#members.delete(member);
-      this.#listeners.change(group.channels, -1);
-      this.#leave(group, member);
-    };
   }
+
+  /**
+   * Detaches a subscriber; safe to call again, or for one never subscribed. An arrow function,
+   * so it can be handed over as it is: `stream.onClose(hub.unsubscribe)`.
+   */
+  readonly unsubscribe = (subscriber: Subscriber): void => {
+    const member = this.#members.get(subscriber);
+    if (member === undefined) return;
+    member.closed = true;
+    this.#members.delete(subscriber);
+    this.#listeners.change(member.group.channels, -1);
+    this.#leave(member.group, member);
+  };
 
   /**
    * Brings one subscriber up to date, then lets it go live. Runs when it subscribes, and again

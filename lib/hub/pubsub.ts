@@ -75,11 +75,17 @@ export interface PubSub {
   publish(input: PublishInput): Promise<{ id: number }>;
   /**
    * Attaches a subscriber: what it missed since `lastEventId` (or a `reset`, or a snapshot),
-   * then live events, with no gap and no duplicate. Returns the detach function at once, so
-   * the caller can register it before anything else can go wrong; replay may finish later.
-   * The subscriber may be written to before this returns (a new client's first frame).
+   * then live events, with no gap and no duplicate. Returns at once (replay may finish later),
+   * so the caller can register `unsubscribe` next, before anything else can go wrong. The
+   * subscriber may be written to before this returns (a new client's first frame). A
+   * subscriber subscribes once; it follows several channels through `options.channels`.
    */
-  subscribe(subscriber: Subscriber, options: SubscribeOptions): () => void;
+  subscribe(subscriber: Subscriber, options: SubscribeOptions): void;
+  /**
+   * Detaches a subscriber, at once: nothing more is written to it. Safe to call again. Takes
+   * no `this`, so it can be registered as it is: `stream.onClose(hub.unsubscribe)`.
+   */
+  readonly unsubscribe: (subscriber: Subscriber) => void;
   /** Connections following `channel` in this process. */
   listenersOf(channel: string): number;
   /** Calls `watcher(true)` on a channel's first listener here, `watcher(false)` on its last. */

@@ -40,8 +40,8 @@ function handleStream(context: HubContext, req: IncomingMessage, res: ServerResp
   const lastId = parseLastEventId(req, url);
 
   const stream = context.openStream(req, res);
-  const unsubscribe = context.hub.subscribe(stream, { channels, lastEventId: lastId });
-  stream.onClose(unsubscribe);
+  context.hub.subscribe(stream, { channels, lastEventId: lastId });
+  stream.onClose(context.hub.unsubscribe);
 }
 
 async function handlePublish(context: HubContext, req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -284,6 +284,18 @@ export function hubContract(backend: Backend): void {
       assert.equal(a.app.streams.heartbeatRunning, false);
     });
 
+    it('takes a subscriber once, and lets it leave more than once', () => {
+      const subscriber = { write: () => true };
+      const before = a.app.hub.subscriberCount;
+      a.app.hub.subscribe(subscriber, { channels: ['once'] });
+      // A second subscription would replace the first in the hub's books and leak it.
+      assert.throws(() => a.app.hub.subscribe(subscriber, { channels: ['twice'] }), /subscribed already/);
+      assert.deepEqual([a.app.hub.listenersOf('once'), a.app.hub.listenersOf('twice')], [1, 0]);
+      a.app.hub.unsubscribe(subscriber);
+      a.app.hub.unsubscribe(subscriber);
+      assert.deepEqual([a.app.hub.listenersOf('once'), a.app.hub.subscriberCount], [0, before]);
+    });
+
     it('reports counts in the Prometheus text format', async () => {
       const response = await fetch(on(a, '/metrics'));
       assert.equal(response.status, 200);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { jsonBody, startApp, StreamClient } from '../support/harness.ts';
+import { eventually, jsonBody, startApp, StreamClient } from '../support/harness.ts';
 
 describe('the server', async () => {
   const running = await startApp();
@@ -17,6 +17,29 @@ describe('the server', async () => {
     assert.equal(response.status, 405);
     assert.equal(response.headers.get('allow'), 'GET, HEAD');
     assert.match((await jsonBody(response)).error, /POST/);
+  });
+
+  it('logs one line per request when it ends: a stream when its client leaves, with how long it stayed', async () => {
+    const logged: Array<Record<string, unknown>> = [];
+    const own = await startApp({ logger: (event, fields) => event === 'request' && logged.push(fields!) });
+    try {
+      await jsonBody(await fetch(new URL('/healthz?probe=1', own.url)));
+      const client = new StreamClient(new URL('/stream?channel=logged', own.url));
+      await client.live();
+      // Held open across another request's whole life: its line waits for the client to leave.
+      await jsonBody(await fetch(new URL('/healthz', own.url)));
+      await eventually(() => logged.length === 2, 5000, 'the two /healthz lines');
+      assert.deepEqual(logged.map(({ path }) => path), ['/healthz', '/healthz']);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      client.abort();
+      await eventually(() => logged.length === 3, 5000, 'the stream\'s line');
+      const { ms, ...line } = logged[2]!;
+      assert.deepEqual(line, { method: 'GET', path: '/stream', status: 200, address: '127.0.0.1', aborted: true });
+      assert.ok(typeof ms === 'number' && ms >= 20, `ms: ${String(ms)}`);
+      assert.deepEqual(Object.keys(logged[0]!).sort(), ['address', 'method', 'ms', 'path', 'status']);
+    } finally {
+      await own.close();
+    }
   });
 
   it('on shutdown, tells open streams when to come back and ends them', async () => {

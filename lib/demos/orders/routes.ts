@@ -101,7 +101,7 @@ async function handleOrderMonitor(context: OrderContext, req: IncomingMessage, r
   }
 
   const stream = context.openStream(req, res);
-  const unsubscribe = context.hub.subscribe(stream, {
+  context.hub.subscribe(stream, {
     channels: [ORDERS_CHANNEL],
     lastEventId: lastId,
     key: orderId,
@@ -111,5 +111,5 @@ async function handleOrderMonitor(context: OrderContext, req: IncomingMessage, r
     // after that id meet without gap or overlap.
     snapshot: async (current) => snapshotFrames(await context.orders.snapshot(orderId, current)),
   });
-  stream.onClose(unsubscribe);
+  stream.onClose(context.hub.unsubscribe);
 }
