@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --runs N] [-- --only W2] [-- --servers ours,go] [-- --profile]`:
+ * `npm run bench [-- --quick] [-- --runs N] [-- --only W2] [-- --servers ours,go] [-- --profile] [-- --node-flags "..."]`:
  * runs every workload against every server that can run here (./server-process.ts: ours, the
  * peers, and ours again under each runtime of tests/runtimes/), each its own process pinned
  * to core 1, with the load generator pinned to core 0, and writes the
@@ -32,6 +32,8 @@ const runs = Number(option('--runs') ?? (quick ? 1 : 3));
 const only = option('--only')?.split(',');
 const onlyServers = option('--servers')?.split(',');
 const outFile = option('--out') ?? (quick ? undefined : `${here}RESULTS.md`);
+/** Node flags for ours on top of `npm start`'s, to measure one before adopting it: `--node-flags "--max-old-space-size=2000"`. */
+const nodeFlags = option('--node-flags')?.split(' ').filter((flag) => flag !== '') ?? [];
 
 // ---------------------------------------------------------------------------------------------
 // Pinning and file limits: re-run this script under `ulimit -n <hard>` and `taskset -c 0`.
@@ -66,7 +68,7 @@ function chooseServers(): ServerKind[] {
 const peerTableServers = () => SERVERS.filter((kind) => kind === 'ours' || !isOurs(kind));
 
 function launch(kind: ServerKind, env: Record<string, string> = {}): Promise<RunningServer> {
-  return startServer(kind, { env, pin: hasTaskset, profileDir: profile ? `${here}profiles` : undefined });
+  return startServer(kind, { env, pin: hasTaskset, profileDir: profile ? `${here}profiles` : undefined, nodeFlags });
 }
 
 interface WorkerStats {
@@ -508,6 +510,7 @@ function render(results: Results, list: Case[], elapsed: number): string {
   lines.push(`- Pinning: ${hasTaskset ? 'each server on core 1, the whole load generator on core 0 (`taskset`)' : 'none (taskset not found)'}`);
   lines.push(`- Servers: ${SERVERS.map((kind) => SERVER_NOTES[kind]).join('; ')}. ${SERVERS.includes('nchan') ? 'All but nchan' : 'All'} take the same \`POST /publish\` JSON body.`);
   lines.push(`- Every server on Node runs with \`${NODE_FLAGS.join(' ')}\`, as \`npm start\` does (README, "Running it for real"), and ours, naive and better-sse run compiled to JavaScript by \`npm run build\` (ours-tsx and ours-node26 run the TypeScript): the peers on Node get the same tuning as ours.`);
+  if (nodeFlags.length > 0) lines.push(`- **Ours on Node also ran with \`${nodeFlags.join(' ')}\`** (\`--node-flags\`), which \`npm start\` does not use.`);
   lines.push(
     `- Load generator: ${loadKind === 'go' ? 'Go (`load-go/worker.go`, a goroutine per socket; the Node one, `load-worker.ts`, costs about half as much again per event, 7.5 µs against 5 µs, and saturated its core at 10k subscribers)' : 'Node (`load-worker.ts`, raw `node:net` sockets)'}; "load core busy" is its CPU time over the wall time, so near 100 % means it, not the server, set the pace.`,
   );

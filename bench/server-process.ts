@@ -56,6 +56,8 @@ export interface StartOptions {
   pin: boolean;
   /** Where Node servers write `--cpu-prof` profiles, if anywhere. */
   profileDir?: string;
+  /** Node flags for ours (run.ts's `--node-flags`), after `npm start`'s, so they win. */
+  nodeFlags?: readonly string[];
 }
 
 /** Waits (bounded) for the next IPC message of one type from a child. */
@@ -187,12 +189,14 @@ async function untilAccepting(port: number, child: ChildProcess, timeoutMs: numb
   throw new Error(`nginx did not listen on port ${port} within ${timeoutMs} ms`);
 }
 
-async function startNode(kind: ServerKind, { env, pin, profileDir }: StartOptions): Promise<RunningServer> {
+async function startNode(kind: ServerKind, { env, pin, profileDir, nodeFlags = [] }: StartOptions): Promise<RunningServer> {
   const runtime = runtimeOf(kind);
   runtime.prepare?.();
   const server = runtime.command({ entry: `${here}servers/${isOurs(kind) ? 'ours' : kind}.ts`, exposeGc: true });
   // Profiles are V8's --cpu-prof, so Node's only (Node 26 included).
   if (profileDir !== undefined && runtime.id.startsWith('node')) server.splice(1, 0, '--cpu-prof', `--cpu-prof-dir=${profileDir}`);
+  // Just before the script: a V8 flag given twice takes its last value.
+  if (isOurs(kind) && runtime.id.startsWith('node')) server.splice(server.length - 1, 0, ...nodeFlags);
   const command = pin ? ['taskset', '-c', '1', ...server] : server;
   const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...serverEnv(env), ...runtime.env } });
   const { port } = await nextMessage<{ port: number }>(child, 'listening', 30_000);
