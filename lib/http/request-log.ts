@@ -19,6 +19,7 @@ export function requestLogger(clientAddress: ClientAddress, logger: Logger): (re
   // than a closure per request that a stream keeps for hours (see `SseStream.onClose`,
   // lib/sse/stream.ts, for what that weighed).
   const starts = new WeakMap<ServerResponse, Start>();
+  // `this` is the response: an emitter calls its listeners with itself as `this`.
   function logLine(this: ServerResponse): void {
     const start = starts.get(this)!;
     logger('request', {

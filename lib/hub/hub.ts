@@ -179,7 +179,8 @@ export class Hub implements PubSub {
   /**
    * Attaches a subscriber; the catch-up runs behind it. Live events arriving before the
    * catch-up is written are held for it, not lost. A new client of the in-process store has no
-   * catch-up: its first write happens in this call.
+   * catch-up: its first write happens in this call. Subscribing a subscriber again throws:
+   * it would leak the first subscription.
    */
   subscribe(subscriber: Subscriber, options: SubscribeOptions): void {
     if (this.#members.has(subscriber)) throw new Error('This subscriber is subscribed already');

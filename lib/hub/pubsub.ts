@@ -78,7 +78,8 @@ export interface PubSub {
    * then live events, with no gap and no duplicate. Returns at once (replay may finish later),
    * so the caller can register `unsubscribe` next, before anything else can go wrong. The
    * subscriber may be written to before this returns (a new client's first frame). A
-   * subscriber subscribes once; it follows several channels through `options.channels`.
+   * subscriber subscribes once (again throws); it follows several channels through
+   * `options.channels`.
    */
   subscribe(subscriber: Subscriber, options: SubscribeOptions): void;
   /**

@@ -3,11 +3,30 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { after, describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { formatEvent } from '../../lib/sse/format.ts';
 import { StreamRegistry } from '../../lib/sse/registry.ts';
 import { openStream, type SseStream } from '../../lib/sse/stream.ts';
 import { assertStreamHeaders, eventually, startApp, StreamClient, until } from '../support/harness.ts';
 import { SseDecoder } from '../support/sse-decoder.ts';
+
+/**
+ * Buffer memory once collections stop freeing more: buffers are freed by a background sweeper
+ * after each collection, so read again (bounded) until two readings agree within 256 KiB.
+ */
+async function settledMemory(): Promise<number> {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  let previous = Infinity;
+  let current = Infinity;
+  await eventually(() => {
+    gc();
+    [previous, current] = [current, process.memoryUsage().arrayBuffers];
+    return Math.abs(previous - current) < 256 * 1024;
+  }, 10_000, 'memory to settle');
+  return current;
+}
 
 /** A bare server that opens a stream and hands it to the test: SseStream on a real port. */
 async function streamServer(registry: StreamRegistry, maxBacklogBytes: number) {
@@ -129,6 +148,33 @@ describe('event streams over a real port', async () => {
       assert.deepEqual(clients.map((client) => client.raw), expected);
     } finally {
       for (const client of clients) client.abort();
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it('keeps no copy of a shared buffer once written: what the caller holds is all that stays', async () => {
+    // History holds each event's frame for a long time; the framing cache of
+    // lib/sse/preframed-write.ts must not keep a chunk beside every one of them, which would
+    // double what history's budget counts. 32 frames of 1 MiB are held here and each written once.
+    const registry = new StreamRegistry({ heartbeatMs: 0 });
+    const { server, url, opened } = await streamServer(registry, 64 * 1024 * 1024);
+    const socket = connect(Number(new URL(url).port), '127.0.0.1');
+    try {
+      socket.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+      await once(socket, 'data');
+      socket.on('data', () => {}); // reads and drops, so the test keeps nothing it is sent
+      const stream = opened[0]!;
+      const before = await settledMemory();
+      const held = Array.from({ length: 32 }, (_, index) => Buffer.from(formatEvent({ id: String(index), data: 'x'.repeat(1024 * 1024) })));
+      for (const frame of held) stream.write(frame);
+      await eventually(() => stream.backlogBytes === 0, 10_000, 'every frame sent');
+      const growth = (await settledMemory()) - before;
+      const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+      assert.ok(growth < 1.5 * 32 * 1024 * 1024, `memory grew by ${mib(growth)} for 32 MiB of frames held`);
+      assert.equal(held.length, 32); // keeps the frames alive until the reading above
+    } finally {
+      socket.destroy();
       server.closeAllConnections();
       server.close();
     }
