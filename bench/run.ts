@@ -506,7 +506,7 @@ function render(results: Results, list: Case[], elapsed: number): string {
   const peers = columns.filter((kind) => kind !== 'ours');
   lines.push('# Benchmark results', '');
   lines.push(`- Machine: ${machine()}`);
-  lines.push(`- Date: ${new Date().toISOString().slice(0, 10)}; ${runs === 1 ? 'one run' : `median of ${runs} runs`}${quick ? ' (--quick: fewer events, shorter holds)' : ''}; took ${Math.round(elapsed)} s; \`npm run bench${args.length > 0 ? ` -- ${args.join(' ')}` : ''}\``);
+  lines.push(`- Date: ${new Date().toISOString().slice(0, 10)}; ${runs === 1 ? 'one run' : `median of ${runs} runs`}${quick ? ' (--quick: fewer events, shorter holds)' : ''}; took ${Math.round(elapsed)} s; \`npm run bench${args.length > 0 ? ` -- ${args.map((arg) => (arg.includes(' ') ? `"${arg}"` : arg)).join(' ')}` : ''}\``);
   lines.push(`- Pinning: ${hasTaskset ? 'each server on core 1, the whole load generator on core 0 (`taskset`)' : 'none (taskset not found)'}`);
   lines.push(`- Servers: ${SERVERS.map((kind) => SERVER_NOTES[kind]).join('; ')}. ${SERVERS.includes('nchan') ? 'All but nchan' : 'All'} take the same \`POST /publish\` JSON body.`);
   lines.push(`- Every server on Node runs with \`${NODE_FLAGS.join(' ')}\`, as \`npm start\` does (README, "Running it for real"), and ours, naive and better-sse run compiled to JavaScript by \`npm run build\` (ours-tsx and ours-node26 run the TypeScript): the peers on Node get the same tuning as ours.`);
