@@ -11,11 +11,13 @@
  * Measured (bench/RESULTS.md, W3: 10,000 subscribers at 10 events/s, same run, same machine):
  * p99 publish-to-receive latency went from about 1.5 s with `res.write` to about 0.8 s.
  *
- * Opening a stream gains too: every new stream starts with the same `retry:` frame, and the hub's
- * new clients with the same `id:` frame until the next event, so those are shared buffers as
- * well, framed once. A buffer must not change once written: its chunk may be reused. Built per stream instead, they took about 8 % of the server's CPU per new
- * stream (80 → 74 µs: 10,000 raw-socket connects to a fresh compiled server, the two builds
- * alternated, 16 runs each).
+ * Opening a stream gains too: every new stream starts with the same `retry:` frame, and the
+ * hub's new clients with the same `id:` frame until the next event, so those are shared
+ * buffers as well, framed once. Built per stream instead, they took about 8 % of the server's
+ * CPU per new stream (80 → 74 µs: 10,000 raw-socket connects to a fresh compiled server, the
+ * two builds alternated, 16 runs each).
+ *
+ * A buffer must not change once written: its chunk may be reused.
  *
  * Only public APIs: `res.chunkedEncoding`, `res.socket`, `writableLength`. It is only safe
  * while nothing is queued in the response itself (a pipelined request's answer may still be

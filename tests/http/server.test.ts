@@ -30,6 +30,7 @@ describe('the server', async () => {
       await jsonBody(await fetch(new URL('/healthz', own.url)));
       await eventually(() => logged.length === 2, 5000, 'the two /healthz lines');
       assert.deepEqual(logged.map(({ path }) => path), ['/healthz', '/healthz']);
+      // Not a wait for anything: a stay of known length, which the line's `ms` must cover.
       await new Promise((resolve) => setTimeout(resolve, 20));
       client.abort();
       await eventually(() => logged.length === 3, 5000, 'the stream\'s line');

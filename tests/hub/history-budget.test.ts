@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { loadConfig } from '../../lib/http/config.ts';
-import { eventually, jsonBody, postAccepted, startApp, StreamClient, type Running } from '../support/harness.ts';
+import { collectGarbage, eventually, jsonBody, postAccepted, startApp, StreamClient, type Running } from '../support/harness.ts';
 
 const publish = (running: Running, channel: string, data: string) => postAccepted(new URL('/publish', running.url), { channel, data });
 
@@ -64,16 +62,6 @@ describe('history saved at shutdown meets the next run\'s limits', () => {
     newest.abort();
   });
 });
-
-/**
- * Collects garbage now, so that memory readings show what is still held rather than what is
- * waiting to be collected. (node:test runs each file in a process of its own, so the flag
- * stays here.)
- */
-function collectGarbage(): void {
-  setFlagsFromString('--expose-gc');
-  (runInNewContext('gc') as () => void)();
-}
 
 /** What the process holds in JavaScript objects and buffers (RSS also counts freed memory the allocator kept). */
 function held(): number {

@@ -3,12 +3,10 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { formatEvent } from '../../lib/sse/format.ts';
 import { StreamRegistry } from '../../lib/sse/registry.ts';
 import { openStream, type SseStream } from '../../lib/sse/stream.ts';
-import { assertStreamHeaders, eventually, startApp, StreamClient, until } from '../support/harness.ts';
+import { assertStreamHeaders, collectGarbage, eventually, startApp, StreamClient, until } from '../support/harness.ts';
 import { SseDecoder } from '../support/sse-decoder.ts';
 
 /**
@@ -16,12 +14,10 @@ import { SseDecoder } from '../support/sse-decoder.ts';
  * after each collection, so read again (bounded) until two readings agree within 256 KiB.
  */
 async function settledMemory(): Promise<number> {
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
   let previous = Infinity;
   let current = Infinity;
   await eventually(() => {
-    gc();
+    collectGarbage();
     [previous, current] = [current, process.memoryUsage().arrayBuffers];
     return Math.abs(previous - current) < 256 * 1024;
   }, 10_000, 'memory to settle');
@@ -155,8 +151,8 @@ describe('event streams over a real port', async () => {
 
   it('keeps no copy of a shared buffer once written: what the caller holds is all that stays', async () => {
     // History holds each event's frame for a long time; the framing cache of
-    // lib/sse/preframed-write.ts must not keep a chunk beside every one of them, which would
-    // double what history's budget counts. 32 frames of 1 MiB are held here and each written once.
+    // lib/sse/preframed-write.ts must not keep a chunk beside every one of them, a copy of each
+    // that history's byte budget does not count. 32 frames of 1 MiB are held here and each written once.
     const registry = new StreamRegistry({ heartbeatMs: 0 });
     const { server, url, opened } = await streamServer(registry, 64 * 1024 * 1024);
     const socket = connect(Number(new URL(url).port), '127.0.0.1');

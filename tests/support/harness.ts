@@ -8,6 +8,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request, type IncomingMessage } from 'node:http';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { createApp, type App, type AppOptions } from '../../server.ts';
 import { silentLogger } from '../../lib/http/log.ts';
 import { SseDecoder, type DecodedEvent } from './sse-decoder.ts';
@@ -62,6 +64,16 @@ export async function until(
 }
 
 /** Polls a condition that has no event to wait on (counts inside the server), with a bound. */
+/**
+ * Collects garbage now, so that memory readings show what is still held rather than what is
+ * waiting to be collected. (node:test runs each file in a process of its own, so the flag
+ * stays there.)
+ */
+export function collectGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
 export async function eventually(predicate: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + ms;
   while (!predicate()) {
