@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { jsonBody, startApp, StreamClient } from '../support/harness.ts';
 
@@ -80,5 +81,49 @@ describe('the status monitor', async () => {
     }
     client.abort();
     await running.close();
+  });
+
+  it('reports a redirect as the redirect, without following it', async () => {
+    const paths: string[] = [];
+    const redirecting = createServer((req, res) => {
+      paths.push(req.url!);
+      res.writeHead(302, { Location: '/elsewhere' }).end();
+    });
+    const running = await startApp({ monitorUrl: await listen(redirecting) });
+    const result = await jsonBody(await fetch(new URL('/request_status', running.url)));
+    assert.equal(result.status, 302);
+    assert.deepEqual(paths, ['/']);
+    await running.close();
+    redirecting.close();
+  });
+
+  it('takes the status of an answer that never ends, and drops its connection', async () => {
+    const endless = createServer((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+      res.write(': the body goes on for ever\n\n');
+    });
+    const running = await startApp({ monitorUrl: await listen(endless) });
+    // The answer's 'close': it fires when the connection goes, as the answer itself never ends.
+    const closed = once(endless, 'request').then(([, res]) => once(res, 'close', { signal: AbortSignal.timeout(5000) }));
+    const result = await jsonBody(await fetch(new URL('/request_status', running.url)));
+    assert.equal(result.status, 200);
+    await closed;
+    await running.close();
+    endless.close();
+  });
+
+  it('speaks TLS to an https target', async () => {
+    // A plain TCP listener: all it needs to see is the first byte, 0x16 for a TLS handshake.
+    const firstBytes: number[] = [];
+    const listener = createNetServer((socket) => socket.once('data', (data) => firstBytes.push(data[0]!) && socket.destroy()));
+    listener.listen(0, '127.0.0.1');
+    await once(listener, 'listening');
+    const running = await startApp({ monitorUrl: new URL(`https://127.0.0.1:${(listener.address() as { port: number }).port}/`) });
+    const result = await jsonBody(await fetch(new URL('/request_status', running.url)));
+    assert.deepEqual(firstBytes, [0x16]);
+    assert.equal(result.status, 0);
+    assert.equal(typeof result.error, 'string');
+    await running.close();
+    listener.close();
   });
 });
