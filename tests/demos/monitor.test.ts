@@ -13,8 +13,10 @@ async function listen(server: Server): Promise<URL> {
 
 describe('the status monitor', async () => {
   let probes = 0;
-  const target = createServer((_req, res) => {
+  let userAgent: string | undefined;
+  const target = createServer((req, res) => {
     probes += 1;
+    userAgent = req.headers['user-agent'];
     res.writeHead(418).end('teapot');
   });
   const targetUrl = await listen(target);
@@ -35,6 +37,8 @@ describe('the status monitor', async () => {
     const result = await jsonBody(response);
     assert.equal(result.status, 418);
     assert.equal(typeof result.time, 'number');
+    // Some firewalls and APIs refuse a request that does not say who sends it.
+    assert.match(userAgent ?? '', /status monitor/);
     const [event] = await client.waitForEvents(1);
     assert.equal(event!.type, 'response_status');
     assert.deepEqual(JSON.parse(event!.data), result);
@@ -102,7 +106,8 @@ describe('the status monitor', async () => {
       res.writeHead(200, { 'Content-Type': 'text/event-stream' });
       res.write(': the body goes on for ever\n\n');
     });
-    const running = await startApp({ monitorUrl: await listen(endless) });
+    // A timeout longer than the test's own bound, so only the probe itself can drop the connection.
+    const running = await startApp({ monitorUrl: await listen(endless), monitorTimeoutMs: 60_000 });
     // The answer's 'close': it fires when the connection goes, as the answer itself never ends.
     const closed = once(endless, 'request').then(([, res]) => once(res, 'close', { signal: AbortSignal.timeout(5000) }));
     const result = await jsonBody(await fetch(new URL('/request_status', running.url)));
@@ -115,15 +120,42 @@ describe('the status monitor', async () => {
   it('speaks TLS to an https target', async () => {
     // A plain TCP listener: all it needs to see is the first byte, 0x16 for a TLS handshake.
     const firstBytes: number[] = [];
-    const listener = createNetServer((socket) => socket.once('data', (data) => firstBytes.push(data[0]!) && socket.destroy()));
+    const listener = createNetServer((socket) =>
+      socket.once('data', (data) => {
+        firstBytes.push(data[0]!);
+        socket.destroy();
+      }),
+    );
     listener.listen(0, '127.0.0.1');
     await once(listener, 'listening');
     const running = await startApp({ monitorUrl: new URL(`https://127.0.0.1:${(listener.address() as { port: number }).port}/`) });
     const result = await jsonBody(await fetch(new URL('/request_status', running.url)));
     assert.deepEqual(firstBytes, [0x16]);
-    assert.equal(result.status, 0);
-    assert.equal(typeof result.error, 'string');
+    assert.deepEqual([result.status, result.error], [0, 'ECONNRESET']);
     await running.close();
     listener.close();
+  });
+
+  it('reports a 101 answer as its status, and goes on probing', async () => {
+    // Node's client hands a 101 to 'upgrade' listeners only, not to the answer's callback.
+    let switching = true;
+    const upgrading = createNetServer((socket) =>
+      socket.once('data', () => {
+        if (switching) socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: demo\r\n\r\n');
+        else socket.end('HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n');
+      }),
+    );
+    upgrading.listen(0, '127.0.0.1');
+    await once(upgrading, 'listening');
+    const monitorUrl = new URL(`http://127.0.0.1:${(upgrading.address() as { port: number }).port}/`);
+    // A timeout longer than the test's own bound: the probe must settle without it.
+    const running = await startApp({ monitorUrl, monitorTimeoutMs: 60_000 });
+    const status = async () =>
+      (await jsonBody(await fetch(new URL('/request_status', running.url), { signal: AbortSignal.timeout(5000) }))).status;
+    assert.equal(await status(), 101);
+    switching = false;
+    assert.equal(await status(), 204);
+    await running.close();
+    upgrading.close();
   });
 });
