@@ -89,8 +89,9 @@ const PROBE_HEADERS = { 'User-Agent': 'sse-server status monitor', Accept: '*/*'
  * `node:http`, not `fetch`: the server has it loaded already, while Node loads the engine
  * behind `fetch` (undici) on first use. Measured on Node 20, the first `fetch` took 12 MiB more
  * resident memory and about 25 ms more CPU than the first `http.get`, for a probe every few
- * seconds. `node:https` is loaded only for an https target, for the same reason. And
- * `node:http` never follows a redirect, so a redirect is reported as what it is.
+ * seconds. `node:https` is loaded only for an https target, for the same reason (on Deno it
+ * also needs `--allow-sys`, to read the system's certificate authorities). And `node:http`
+ * never follows a redirect, so a redirect is reported as what it is.
  */
 async function get(url: URL, timeoutMs: number): Promise<IncomingMessage> {
   const send = url.protocol === 'https:' ? (await import('node:https')).request : request;
@@ -110,12 +111,16 @@ async function get(url: URL, timeoutMs: number): Promise<IncomingMessage> {
   });
 }
 
-/** A short, safe reason for a failed probe: a timeout or the socket error code, no internals. */
+/**
+ * A short, safe reason for a failed probe, no internals: a timeout, the socket error code, or
+ * failing those the error's kind (Deno's `NotCapable`: a permission it was not given).
+ */
 function describeFailure(error: unknown): string {
-  const { code, cause } = (error ?? {}) as { code?: unknown; cause?: unknown };
+  const { code, cause, name } = (error ?? {}) as { code?: unknown; cause?: unknown; name?: unknown };
   // An aborted request fails with an AbortError whose cause is the signal's reason.
   if (cause instanceof DOMException && cause.name === 'TimeoutError') return 'timeout';
-  return typeof code === 'string' ? code : 'unreachable';
+  if (typeof code === 'string') return code;
+  return typeof name === 'string' && name !== 'Error' ? name : 'unreachable';
 }
 
 export function monitorRoutes(monitor: StatusMonitor): Route[] {

@@ -94,9 +94,10 @@ const bun = binary(
 );
 
 /**
- * Deno asks for each capability: the server listens and fetches (its status monitor probes
- * a URL), reads its configuration and `public/`, and writes orders and saved history to
+ * Deno asks for each capability: the server listens and connects out (its status monitor
+ * probes a URL), reads its configuration and `public/`, and writes orders and saved history to
  * DATA_DIR. `--allow-write=data` would do for the default DATA_DIR; tests use temporary ones.
+ * (An https probe also needs `--allow-sys`; ./deno.test.ts shows both ways.)
  */
 const DENO_PERMISSIONS = ['--allow-net', '--allow-env', '--allow-read', '--allow-write'];
 

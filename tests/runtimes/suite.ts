@@ -81,7 +81,7 @@ function neverReading(base: URL, path: string): Socket {
 const MiB = 1024 * 1024;
 
 /** Why this runtime's tests are skipped here, or false when they must run. */
-function skipReason(runtime: Runtime): string | false {
+export function skipReason(runtime: Runtime): string | false {
   if (runtime.missing === undefined || process.env['CI']) return false;
   return `${runtime.name} skipped: ${runtime.missing}`;
 }
