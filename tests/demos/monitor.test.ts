@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
+import { createServer } from 'node:http';
+import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { jsonBody, startApp, StreamClient } from '../support/harness.ts';
 
-async function listen(server: Server): Promise<URL> {
+/** Listens on a free loopback port; the URL the monitor is given names it, with `protocol`. */
+async function listen(server: NetServer, protocol = 'http:'): Promise<URL> {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  return new URL(`http://127.0.0.1:${(server.address() as { port: number }).port}/`);
+  return new URL(`${protocol}//127.0.0.1:${(server.address() as { port: number }).port}/`);
 }
 
 describe('the status monitor', async () => {
@@ -126,9 +127,7 @@ describe('the status monitor', async () => {
         socket.destroy();
       }),
     );
-    listener.listen(0, '127.0.0.1');
-    await once(listener, 'listening');
-    const running = await startApp({ monitorUrl: new URL(`https://127.0.0.1:${(listener.address() as { port: number }).port}/`) });
+    const running = await startApp({ monitorUrl: await listen(listener, 'https:') });
     const result = await jsonBody(await fetch(new URL('/request_status', running.url)));
     assert.deepEqual(firstBytes, [0x16]);
     assert.deepEqual([result.status, result.error], [0, 'ECONNRESET']);
@@ -145,11 +144,8 @@ describe('the status monitor', async () => {
         else socket.end('HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n');
       }),
     );
-    upgrading.listen(0, '127.0.0.1');
-    await once(upgrading, 'listening');
-    const monitorUrl = new URL(`http://127.0.0.1:${(upgrading.address() as { port: number }).port}/`);
     // A timeout longer than the test's own bound: the probe must settle without it.
-    const running = await startApp({ monitorUrl, monitorTimeoutMs: 60_000 });
+    const running = await startApp({ monitorUrl: await listen(upgrading), monitorTimeoutMs: 60_000 });
     const status = async () =>
       (await jsonBody(await fetch(new URL('/request_status', running.url), { signal: AbortSignal.timeout(5000) }))).status;
     assert.equal(await status(), 101);

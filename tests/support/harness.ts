@@ -63,7 +63,6 @@ export async function until(
   }
 }
 
-/** Polls a condition that has no event to wait on (counts inside the server), with a bound. */
 /**
  * Collects garbage now, so that memory readings show what is still held rather than what is
  * waiting to be collected. (node:test runs each file in a process of its own, so the flag
@@ -74,6 +73,7 @@ export function collectGarbage(): void {
   (runInNewContext('gc') as () => void)();
 }
 
+/** Polls a condition that has no event to wait on (counts inside the server), with a bound. */
 export async function eventually(predicate: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + ms;
   while (!predicate()) {
