@@ -36,6 +36,9 @@ function streamHeaders(req: IncomingMessage): Record<string, string> {
   return headers;
 }
 
+/** The stream's type, for the code that holds one; see the class for why not its constructor. */
+export type { SseStream };
+
 /** Why a stream ended: counted by the metrics, and useful in logs. */
 export type CloseReason = 'client' | 'done' | 'slow' | 'stalled' | 'shutdown';
 
@@ -105,17 +108,23 @@ function uncork(socket: Socket): void {
  * One open event stream. It writes whole frames only, so a heartbeat can never land inside a
  * frame, and it owns the one cleanup that runs when the connection closes, whoever closes it.
  *
+ * Only `openStream` above makes one (the class is exported as a type, not as a value):
+ * `write` may put bytes straight on the socket (./preframed-write.ts), so the status line and
+ * headers must be there first, and `openStream` flushes them. To add a header of your own,
+ * `res.setHeader` it before calling `openStream`.
+ *
  * What a disconnect releases, all from `cleanup()` below, once:
  * - its place in the registry (./registry.ts): no more heartbeats or stall checks, and the
  *   heartbeat timer stops with the last stream;
- * - everything registered with `onClose`, in order: the route's own timer (/events), its
- *   per-address admission count (lib/http/stream-limits.ts), and its hub subscription
- *   (lib/hub/), whose release counts the channel's listeners down, which stops a demo timer
- *   when the last listener leaves (lib/demos/demo-timer.ts);
+ * - everything registered with `onClose`, in the order it was registered: first the
+ *   per-address admission count (lib/http/stream-limits.ts, which registers it as the stream
+ *   opens), then the route's own: the /events timer, or the hub subscription (lib/hub/), whose
+ *   release counts the channel's listeners down, which stops a demo timer when the last
+ *   listener leaves (lib/demos/demo-timer.ts);
  * - the backlog: unsent bytes die with the socket.
  * The request log line (lib/http/request-log.ts) is written on the same `close` event.
  */
-export class SseStream {
+class SseStream {
   readonly #res: ServerResponse;
   readonly #registry: StreamRegistry;
   readonly #maxBacklogBytes: number;

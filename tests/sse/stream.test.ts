@@ -205,6 +205,16 @@ describe('event streams over a real port', async () => {
   });
 });
 
+describe('making a stream', () => {
+  it('is only possible through openStream, which puts the headers on the socket before any frame', async () => {
+    // A stream built by hand after a bare writeHead sent its first frame before the status
+    // line: writes may go straight to the socket (lib/sse/preframed-write.ts).
+    const module: Record<string, unknown> = await import('../../lib/sse/stream.ts');
+    assert.equal(typeof module['openStream'], 'function');
+    assert.equal('SseStream' in module, false);
+  });
+});
+
 describe('streams behind a pipelined request', () => {
   it('keeps the answers in order when a stream is requested behind another request on one connection', async () => {
     const running = await startApp();
