@@ -112,6 +112,19 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
 }
 
 /**
+ * Reads a yes/no switch: `1` or `true` for on, `0` or `false` for off, unset for the default.
+ * Anything else stops the server rather than reading as off: `TRUST_PROXY=yes` taken for "no"
+ * would count every client behind the proxy as the proxy, one address for the whole site.
+ */
+function flag(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const text = env[name];
+  if (text === undefined || text === '') return fallback;
+  if (text === '1' || text === 'true') return true;
+  if (text === '0' || text === 'false') return false;
+  throw new Error(`Invalid configuration: ${name} must be 1, true, 0 or false, not ${JSON.stringify(text)}`);
+}
+
+/**
  * Reads a URL with one of `protocols` from the environment, or undefined when unset. A bad
  * value is named in the error unless it may hold a password (a Redis URL often does).
  */
@@ -159,7 +172,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     postsPerMinute: integer(env, 'POSTS_PER_MINUTE', DEFAULTS.postsPerMinute, 1, 1_000_000),
     headersTimeoutMs: integer(env, 'HEADERS_TIMEOUT_MS', DEFAULTS.headersTimeoutMs, 100, 600_000),
     requestTimeoutMs: integer(env, 'REQUEST_TIMEOUT_MS', DEFAULTS.requestTimeoutMs, 100, 3_600_000),
-    trustProxy: env['TRUST_PROXY'] === '1' || env['TRUST_PROXY'] === 'true',
+    trustProxy: flag(env, 'TRUST_PROXY', DEFAULTS.trustProxy),
     allowedOrigins: list(env, 'ALLOWED_ORIGINS'),
     allowedHosts: list(env, 'ALLOWED_HOSTS'),
     redisUrl: urlFrom(env, 'REDIS_URL', ['redis:', 'rediss:'], true)?.href,

@@ -1,10 +1,14 @@
 /**
  * Who may publish, as an attacker would probe it: DNS rebinding (a foreign name pointed at
- * 127.0.0.1), cross-site pages, and a reverse proxy that forwards no usable client address.
+ * 127.0.0.1), cross-site pages, a reverse proxy that forwards no usable client address, and
+ * a TRUST_PROXY setting the server would misread.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
+import { loadConfig } from '../../lib/http/config.ts';
 import { startApp, type Running } from '../support/harness.ts';
 
 /** A request with exactly the headers given (fetch will not let a caller set Host). */
@@ -80,5 +84,24 @@ describe('TRUST_PROXY with no usable X-Forwarded-For', () => {
     // A proxy that does forward a loopback client (a process on the proxy's own machine) is still trusted.
     assert.equal(await post(running.url, '/publish', { 'X-Forwarded-For': '127.0.0.1' }, { channel: 'c', data: 'x' }), 202);
     await running.close();
+  });
+});
+
+describe('TRUST_PROXY in the environment', () => {
+  it('takes 1, true, 0 and false, and stops the server at start on anything else, naming it', async () => {
+    assert.equal(loadConfig({}).trustProxy, false);
+    for (const [text, value] of [['1', true], ['true', true], ['0', false], ['false', false]] as const) {
+      assert.equal(loadConfig({ TRUST_PROXY: text }).trustProxy, value, text);
+    }
+    // Read as "off", `yes` would count every client behind the proxy as one address.
+    const child = spawn(process.execPath, ['--import', 'tsx', new URL('../../server.ts', import.meta.url).pathname], {
+      env: { ...process.env, PORT: '0', TRUST_PROXY: 'yes' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let log = '';
+    child.stderr!.on('data', (chunk: Buffer) => (log += chunk));
+    const [code] = (await once(child, 'exit', { signal: AbortSignal.timeout(20_000) })) as [number];
+    assert.equal(code, 1, log);
+    assert.match(log, /"event":"server.failed".*TRUST_PROXY must be 1, true, 0 or false, not \\"yes\\"/);
   });
 });
