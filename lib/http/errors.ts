@@ -65,14 +65,30 @@ function discardBody(req: IncomingMessage): Promise<void> {
 }
 
 /**
+ * Each connection's latest response, noted as its request arrives (`noteResponse`), so that a
+ * client error later on that connection can tell whether an answer is under way. Answers go
+ * out in the order the requests came, so the latest one says it for all.
+ */
+const latestResponse = new WeakMap<Socket, ServerResponse>();
+
+/** Call for every request, before it is handled. */
+export function noteResponse(res: ServerResponse): void {
+  latestResponse.set(res.req.socket, res);
+}
+
+/**
  * For the server's 'clientError' event: requests too broken to reach a handler (malformed,
  * headers too large, too slow) still get a JSON answer instead of a bare status line. There
  * is no response object yet, so the answer is written to the socket by hand.
  */
 export function answerClientError(error: NodeJS.ErrnoException, socket: Socket): void {
-  // Bytes already written mean a response (perhaps a stream) is under way on this
-  // connection: an error answer now would land in the middle of its body. Just hang up.
-  if (!socket.writable || error.code === 'ECONNRESET' || socket.bytesWritten > 0) {
+  // An answer under way on this connection (a stream, say) would get ours in the middle of
+  // its body: hang up instead. Under way means started and not finished, or still waiting
+  // behind an earlier one (no socket yet). A connection whose answers have all finished, as
+  // a kept-alive one between requests, gets its error answer like a new one.
+  const latest = latestResponse.get(socket);
+  const underWay = latest !== undefined && !latest.writableFinished && (latest.headersSent || latest.socket === null);
+  if (!socket.writable || error.code === 'ECONNRESET' || underWay) {
     socket.destroy();
     return;
   }

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { ClientAddress } from './addresses.ts';
 import type { Config } from './config.ts';
 import { corsHeaders, PREFLIGHT_HEADERS } from './cors.ts';
-import { answerClientError, answerError } from './errors.ts';
+import { answerClientError, answerError, noteResponse } from './errors.ts';
 import { HttpError } from './json.ts';
 import type { Logger } from './log.ts';
 import { requestLogger } from './request-log.ts';
@@ -61,6 +61,7 @@ export function createHttpServer({ config, routes, clientAddress, writes, logger
     },
     (req, res) => {
       logRequest(req, res);
+      noteResponse(res);
       // `dispatch` is async, so whatever a route throws, even before its first await, arrives
       // here as a rejection and is answered as JSON.
       dispatch(req, res).catch((error: unknown) => answerError(req, res, error, logger));

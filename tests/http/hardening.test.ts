@@ -268,6 +268,23 @@ describe('pipelined and broken connections', () => {
     await eventually(() => running.app.streams.size === 0, 5000, 'the stream to be released');
     await running.close();
   });
+
+  it('answers a broken request on a kept-alive connection whose earlier answer has finished', async () => {
+    const running = await startApp();
+    after(() => running.close());
+    // Browsers and HTTP clients reuse connections: the second request must not get a bare reset.
+    for (const [broken, status] of [
+      ['this is not http\r\n\r\n', 400],
+      [`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+    ] as const) {
+      const answer = await rawExchange(Number(running.url.port), `GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n${broken}`);
+      const second = answer.indexOf('HTTP/1.1', 1);
+      assert.match(answer, /^HTTP\/1\.1 200 OK/);
+      assert.ok(second > 0, `no second answer after the first: ${answer.slice(0, 300)}`);
+      assert.equal(statusOf(answer.slice(second)), status);
+      assert.match(bodyOf(answer.slice(second)).error, /./);
+    }
+  });
 });
 
 describe('refused and abandoned request bodies', () => {
