@@ -48,6 +48,17 @@ export function safeSegments(rawPath: string): string[] {
   return segments;
 }
 
+/**
+ * The path of a request target, as sent. Usually the target is the path itself, but HTTP/1.1
+ * servers must also take the absolute form a client speaking to a proxy sends
+ * (`GET http://host/page.html`, RFC 9112 §3.2.2): its scheme and authority are dropped.
+ */
+export function rawPathOf(target: string): string {
+  const absolute = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(target);
+  const path = (absolute === null ? target : target.slice(absolute[0].length)).split('?')[0]!;
+  return absolute !== null && path === '' ? '/' : path;
+}
+
 /** Opens a regular file that is reached without any symbolic link, with its size; undefined when there is none. */
 async function openPlainFile(file: string): Promise<{ handle: FileHandle; size: number } | undefined> {
   let handle: FileHandle;
@@ -58,7 +69,8 @@ async function openPlainFile(file: string): Promise<{ handle: FileHandle; size: 
     handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') return undefined;
+    // ENAMETOOLONG: a segment longer than a file name may be (255 bytes) names no file either.
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP' || code === 'ENAMETOOLONG') return undefined;
     throw error;
   }
   const info = await handle.stat();
@@ -70,7 +82,7 @@ async function openPlainFile(file: string): Promise<{ handle: FileHandle; size: 
 /** Answers GET/HEAD for a file under `root`; 404 when there is no such file. */
 export async function serveStatic(root: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   // The raw path, before any URL normalisation could quietly resolve `..` for us.
-  const rawPath = (req.url ?? '/').split('?')[0]!;
+  const rawPath = rawPathOf(req.url ?? '/');
   // The root itself may be a link (a deploy's `current/`); only what lies below it may not.
   const base = await realpath(resolve(root));
   const segments = safeSegments(rawPath);

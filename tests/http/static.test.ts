@@ -41,6 +41,25 @@ describe('static files from public/', async () => {
     assert.match((await jsonBody(response)).error, /No such file/);
   });
 
+  it('answers 404, not 500, for a name longer than a file name may be', async () => {
+    const { status, text } = await rawStatus(port, `/${'a'.repeat(300)}`);
+    assert.equal(status, 404);
+    assert.match(text, /No such file/);
+  });
+
+  it('serves a file asked for in absolute form, as a client talking to a proxy sends it', async () => {
+    for (const target of ['http://localhost/index.html', 'http://localhost', 'HTTP://localhost:80/?x=1']) {
+      const { status, text } = await rawStatus(port, target);
+      assert.equal(status, 200, target);
+      assert.match(text, /<html/, target);
+    }
+    for (const target of ['http://localhost/../package.json', 'http://localhost//etc/passwd', 'http://localhost/%2e%2e/package.json']) {
+      const { status, text } = await rawStatus(port, target);
+      assert.equal(status, 400, target);
+      assert.doesNotMatch(text, /"devDependencies"|root:x:0/, `${target} leaked a file`);
+    }
+  });
+
   it('refuses traversal in every spelling, and never leaks a file outside public/', async () => {
     const attempts = [
       '/../package.json',
