@@ -96,9 +96,23 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Socket):
     error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request headers are too large']
     : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request took too long to arrive']
     : [400, 'Malformed HTTP request'];
+  answerOnSocket(socket, status, message);
+}
+
+/**
+ * For the server's 'connect' event: a `CONNECT` asks us to be a proxy, which we are not. Node
+ * hands such a request over as a bare socket (without a listener, it just closes it), so the
+ * 405 is written by hand.
+ */
+export function answerConnect(_req: IncomingMessage, socket: Socket): void {
+  answerOnSocket(socket, 405, 'CONNECT is not supported: this is not a proxy', 'Allow: GET, HEAD, POST, OPTIONS\r\n');
+}
+
+/** A whole JSON error answer written straight to the socket, which then closes. */
+function answerOnSocket(socket: Socket, status: number, message: string, extraHeaders = ''): void {
   const body = JSON.stringify({ error: message });
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${extraHeaders}Content-Type: application/json; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }

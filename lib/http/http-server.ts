@@ -1,15 +1,15 @@
 /**
  * The `node:http` server every route runs in, and the path each request takes through it:
- * logged when it ends → CORS headers → URL parsed → preflight answered → writes counted for
- * shutdown → routed → errors answered as JSON.
+ * logged when it ends → CORS headers → Host required → URL parsed → preflight answered →
+ * writes counted for shutdown → routed → errors answered as JSON.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ClientAddress } from './addresses.ts';
 import type { Config } from './config.ts';
 import { corsHeaders, PREFLIGHT_HEADERS } from './cors.ts';
-import { answerClientError, answerError, noteResponse } from './errors.ts';
-import { HttpError } from './json.ts';
+import { answerClientError, answerConnect, answerError, noteResponse } from './errors.ts';
+import { HttpError, sendJson } from './json.ts';
 import type { Logger } from './log.ts';
 import { requestLogger } from './request-log.ts';
 import { router, type Route } from './router.ts';
@@ -32,6 +32,11 @@ export function createHttpServer({ config, routes, clientAddress, writes, logger
     // Set first, so every answer below (stream, JSON, error) carries them.
     const cors = corsHeaders(req.headers.origin, config.allowedOrigins);
     for (const [name, value] of Object.entries(cors)) res.setHeader(name, value);
+    // HTTP/1.1 requires Host (RFC 9112 §3.2). Checked here rather than by Node
+    // (`requireHostHeader: false` below), whose refusal is a 400 with an empty body.
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1 && req.headers.host === undefined) {
+      throw new HttpError(400, 'Host header is required');
+    }
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://localhost');
@@ -58,6 +63,7 @@ export function createHttpServer({ config, routes, clientAddress, writes, logger
       // Events are small writes that must leave at once; Nagle's algorithm would hold them
       // back waiting for more. (Node's default since v18; stated because SSE depends on it.)
       noDelay: true,
+      requireHostHeader: false,
     },
     (req, res) => {
       logRequest(req, res);
@@ -68,6 +74,13 @@ export function createHttpServer({ config, routes, clientAddress, writes, logger
     },
   );
   server.on('clientError', answerClientError);
+  server.on('connect', answerConnect);
+  // An `Expect` other than `100-continue` is one we cannot meet: without this listener Node
+  // answers 417 itself, with an empty body.
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    logRequest(req, res);
+    sendJson(res, 417, { error: 'Expect is not met: only 100-continue is' }, { Connection: 'close' });
+  });
   return server;
 }
 

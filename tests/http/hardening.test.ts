@@ -269,6 +269,25 @@ describe('pipelined and broken connections', () => {
     await running.close();
   });
 
+  it('answers in JSON what Node would refuse with an empty body, or none: no Host, an Expect it cannot meet, CONNECT', async () => {
+    const running = await startApp();
+    after(() => running.close());
+    const port = Number(running.url.port);
+    const cases = [
+      ['GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n', 400, /Host/],
+      ['POST /publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nExpect: foo\r\n\r\n{}', 417, /Expect/],
+      ['CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', 405, /CONNECT/],
+    ] as const;
+    for (const [bytes, status, message] of cases) {
+      const answer = await rawExchange(port, bytes);
+      assert.equal(statusOf(answer), status, answer);
+      assert.match(answer, /Content-Type: application\/json/i);
+      assert.match(bodyOf(answer).error, message);
+    }
+    // HTTP/1.0 needs no Host.
+    assert.equal(statusOf(await rawExchange(port, 'GET /healthz HTTP/1.0\r\n\r\n')), 200);
+  });
+
   it('answers a broken request on a kept-alive connection whose earlier answer has finished', async () => {
     const running = await startApp();
     after(() => running.close());
