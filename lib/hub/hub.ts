@@ -64,12 +64,16 @@ interface Member {
   closed: boolean;
   /** For a new client whose store has no `followNow`: the newest id when it connected, asked for at once. */
   position: Promise<number | undefined> | undefined;
+  /** Bytes of its replays written but not yet sent (see `#writeCounted`). */
+  inFlight: number;
 }
 
 /** What a catch-up writes before going live, and the id it brings the subscriber up to. */
 interface CatchUp {
   frames: Buffer;
   upTo: number;
+  /** Events copied out of history for this subscriber alone (not a `reset` or a snapshot). */
+  replay?: boolean;
 }
 
 /**
@@ -96,12 +100,25 @@ export interface HubOptions {
    * fell that far behind live.
    */
   maxReplayBytes: number;
+  /**
+   * The most bytes all replays together may hold while they wait for their sockets. Live
+   * events are one buffer shared by every subscriber, but a replay is a copy for one client
+   * alone, and a client that never reads keeps it until it is cut as stalled: without this,
+   * clients resuming from old ids on sockets they never read made the server hold one
+   * `maxReplayBytes` copy each (100 such streams from one address: +107 MiB, found by an
+   * attacker's review). Past it, a replay is `reset` with the reason `busy`; a replay always
+   * goes when no other is waiting, so the bound is this plus one replay.
+   */
+  maxReplayBytesInFlight: number;
 }
 
 export class Hub implements PubSub {
   readonly #store: HubStore;
   readonly #log: Logger;
   readonly #maxReplayBytes: number;
+  readonly #maxReplayBytesInFlight: number;
+  /** Bytes of every member's replays written and not yet sent. */
+  #replayBytesInFlight = 0;
   /** The channels followed in this process, and the groups following each. */
   readonly #channels = new Map<string, Set<Group>>();
   readonly #groups = new Map<string, Group>();
@@ -121,6 +138,7 @@ export class Hub implements PubSub {
     this.#store = store;
     this.#log = options.logger;
     this.#maxReplayBytes = options.maxReplayBytes;
+    this.#maxReplayBytesInFlight = options.maxReplayBytesInFlight;
     store.attach({
       receive: (event) => this.#receive(event),
       resync: () => {
@@ -204,6 +222,7 @@ export class Hub implements PubSub {
       heldBytes: 0,
       generation: 0,
       closed: false,
+      inFlight: 0,
       // Asked now, not after the catch-up's round trips: a client that publishes as soon as
       // its stream opens must find its event after this position.
       position:
@@ -229,6 +248,9 @@ export class Hub implements PubSub {
     const member = this.#members.get(subscriber);
     if (member === undefined) return;
     member.closed = true;
+    // Its socket is gone, and with it whatever of its replays was still waiting.
+    this.#replayBytesInFlight -= member.inFlight;
+    member.inFlight = 0;
     this.#members.delete(subscriber);
     this.#listeners.change(member.group.channels, -1);
     this.#leave(member.group, member);
@@ -282,7 +304,7 @@ export class Hub implements PubSub {
       member.position = undefined;
       const view = await this.#store.read(channels, position);
       const missed = this.#missed(member, view);
-      if (missed !== undefined) return { frames: Buffer.concat([idOnly(position), ...missed]), upTo: view.asOf };
+      if (missed !== undefined) return { frames: Buffer.concat([idOnly(position), ...missed]), upTo: view.asOf, replay: true };
       return this.#reset(view, 'too-much-to-replay', snapshot);
     }
     const view = await this.#store.read(channels, from);
@@ -290,7 +312,7 @@ export class Hub implements PubSub {
     if (reason !== undefined) return this.#reset(view, reason, snapshot);
     const missed = this.#missed(member, view);
     if (missed === undefined) return this.#reset(view, 'too-much-to-replay', snapshot);
-    return { frames: Buffer.concat(missed), upTo: view.asOf };
+    return { frames: Buffer.concat(missed), upTo: view.asOf, replay: true };
   }
 
   /** The frames of the events a member follows (its key, if it has one), or undefined past the replay bound. */
@@ -311,8 +333,7 @@ export class Hub implements PubSub {
   async #reset(view: HistoryView, reason: string, snapshot: SubscribeOptions['snapshot']): Promise<CatchUp> {
     this.stats.resets += 1;
     if (snapshot) return this.#snapshot(snapshot);
-    const reset = formatEvent({ event: 'reset', id: String(view.asOf), data: JSON.stringify({ reason }) });
-    return { frames: Buffer.from(reset), upTo: view.asOf };
+    return { frames: resetFrame(view.asOf, reason), upTo: view.asOf };
   }
 
   async #snapshot(snapshot: NonNullable<SubscribeOptions['snapshot']>): Promise<CatchUp> {
@@ -327,19 +348,42 @@ export class Hub implements PubSub {
   }
 
   /** Writes the catch-up, then the held live events it does not already cover, and goes live. */
-  #goLive(member: Member, { frames, upTo }: CatchUp): void {
-    if (frames.length > 0) member.subscriber.write(frames);
+  #goLive(member: Member, { frames, upTo, replay }: CatchUp): void {
+    const newer = (member.held ?? []).filter((event) => event.id > upTo);
+    const held = newer.length > 0 ? Buffer.concat(newer.map((event) => event.frame)) : undefined;
+    if (replay === true && this.#replayBytesInFlight > 0 && this.#replayBytesInFlight + frames.length > this.#maxReplayBytesInFlight) {
+      // Too many replays waiting for their sockets already: this client starts over instead.
+      this.stats.resets += 1;
+      member.subscriber.write(resetFrame(upTo, 'busy'));
+    } else if (frames.length > 0) {
+      if (replay === true) this.#writeCounted(member, frames);
+      else member.subscriber.write(frames);
+    }
     // Assigned, not raised: after a store lost its data, a reset may move the position back.
     member.upTo = upTo;
-    const newer = (member.held ?? []).filter((event) => event.id > upTo);
     member.held = undefined;
     member.heldBytes = 0;
     member.replaying = false;
-    if (newer.length > 0) {
-      member.subscriber.write(Buffer.concat(newer.map((event) => event.frame)));
+    if (held !== undefined) {
+      // Copied for this member alone too, so counted like its replay.
+      this.#writeCounted(member, held);
       member.upTo = newer.at(-1)!.id;
       this.stats.delivered += newer.length;
     }
+  }
+
+  /** Writes bytes made for one member alone, counting them in flight until they are sent. */
+  #writeCounted(member: Member, frames: Buffer): void {
+    let bytes = frames.length;
+    member.inFlight += bytes;
+    this.#replayBytesInFlight += bytes;
+    member.subscriber.write(frames, () => {
+      // Once: `unsubscribe` has already let go of whatever a closed member had in flight.
+      if (bytes === 0 || member.closed) return;
+      member.inFlight -= bytes;
+      this.#replayBytesInFlight -= bytes;
+      bytes = 0;
+    });
   }
 
   /** A stored event, from the store: delivered with the others of this turn. */
@@ -518,6 +562,11 @@ export class Hub implements PubSub {
  */
 function idOnly(position: number): Buffer {
   return Buffer.from(formatEvent({ id: String(position) }));
+}
+
+/** A `reset` event: start over from `id`, and why. */
+function resetFrame(id: number, reason: string): Buffer {
+  return Buffer.from(formatEvent({ event: 'reset', id: String(id), data: JSON.stringify({ reason }) }));
 }
 
 /** Why replay after `from` cannot be complete, or undefined when it can. */

@@ -31,7 +31,11 @@ export interface PublishInput {
 
 /** Anything frames can be written to; an `SseStream` in practice. */
 export interface Subscriber {
-  write(frames: Buffer): boolean;
+  /**
+   * `sent`, if given, is called once: when the bytes have been handed to the kernel, or when
+   * they never will be (the connection went first). The hub counts a replay's bytes until then.
+   */
+  write(frames: Buffer, sent?: () => void): boolean;
 }
 
 /** State sent whole instead of replay: frames that describe it as of event `upTo`. */

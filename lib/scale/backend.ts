@@ -32,6 +32,9 @@ export interface Backend {
 
 export function createBackend(config: Config, logger: Logger): Backend {
   const { historySize, maxChannels, maxOrders } = config;
+  // A replay is a piece of history copied for one client: its bound is the stream's backlog
+  // bound, and all replays waiting for their sockets may hold as much as history itself.
+  const replayBounds = { maxReplayBytes: config.maxBacklogBytes, maxReplayBytesInFlight: config.historyMaxBytes };
   if (config.redisUrl === undefined) {
     const historyFile = join(config.dataDir, 'history.json');
     const store = new MemoryStore({
@@ -40,7 +43,7 @@ export function createBackend(config: Config, logger: Logger): Backend {
       maxBytes: config.historyMaxBytes,
       saved: takeSavedHistory(historyFile, logger),
     });
-    const hub = new Hub(store, { logger, maxReplayBytes: config.maxBacklogBytes });
+    const hub = new Hub(store, { logger, ...replayBounds });
     // The order store creates DATA_DIR; the secret is kept beside the orders.
     const orders = new OrderStore(config.dataDir, { maxOrders, hub, logger });
     const secret = loadSecret(config.dataDir, config.orderSecret);
@@ -68,7 +71,7 @@ export function createBackend(config: Config, logger: Logger): Backend {
     maxBytes: config.historyMaxBytes,
     logger,
   });
-  const hub = new Hub(store, { logger, maxReplayBytes: config.maxBacklogBytes });
+  const hub = new Hub(store, { logger, ...replayBounds });
   const orders = new RedisOrderStore(store, { maxOrders });
   let secret: Buffer | undefined;
   return {

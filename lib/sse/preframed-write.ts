@@ -42,26 +42,34 @@ let lastChunk: Buffer = CRLF;
 let olderBody: Buffer | undefined;
 let olderChunk: Buffer = CRLF;
 
-/** Writes `frames` as the next piece of `res`'s chunked body, exactly as `res.write` would. */
-export function writePreframed(res: ServerResponse, frames: string | Buffer): void {
+/**
+ * Writes `frames` as the next piece of `res`'s chunked body, exactly as `res.write` would;
+ * `sent` is the write's callback.
+ */
+export function writePreframed(res: ServerResponse, frames: string | Buffer, sent?: () => void): void {
   const socket = res.socket;
   if (!res.chunkedEncoding || socket === null || !socket.writable || res.writableLength !== socket.writableLength) {
-    res.write(frames);
+    res.write(frames, sent);
+    return;
+  }
+  // A chunk of length 0 is how a chunked body ends: nothing to write must write nothing.
+  if (frames.length === 0) {
+    sent?.();
     return;
   }
   // Frames meant to be shared come as Buffers; a string is framed for this write alone.
   if (typeof frames === 'string') {
-    socket.write(chunkOf(Buffer.from(frames)));
+    socket.write(chunkOf(Buffer.from(frames)), sent);
     return;
   }
-  if (frames === lastBody) socket.write(lastChunk);
-  else if (frames === olderBody) socket.write(olderChunk);
+  if (frames === lastBody) socket.write(lastChunk, sent);
+  else if (frames === olderBody) socket.write(olderChunk, sent);
   else {
     olderBody = lastBody;
     olderChunk = lastChunk;
     lastBody = frames;
     lastChunk = chunkOf(frames);
-    socket.write(lastChunk);
+    socket.write(lastChunk, sent);
   }
 }
 

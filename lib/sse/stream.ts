@@ -182,7 +182,8 @@ class SseStream {
   }
 
   /**
-   * Writes frames that are already serialised (whole frames only). Publishing serialises an
+   * Writes frames that are already serialised (whole frames only); `sent`, if given, runs once
+   * the bytes are in the kernel's hands, or when they never will be. Publishing serialises an
    * event once and hands the same bytes to every subscriber through this method. A Buffer must
    * not change once written: its HTTP chunk may be reused (./preframed-write.ts).
    *
@@ -193,20 +194,24 @@ class SseStream {
    * write, not after, lets a client that keeps up take a burst larger than the bound; the
    * queue never exceeds the bound plus one write.
    */
-  write(frames: string | Buffer): boolean {
-    if (this.#closed || this.#res.writableEnded) return false;
+  write(frames: string | Buffer, sent?: () => void): boolean {
+    if (this.#closed || this.#res.writableEnded) {
+      sent?.();
+      return false;
+    }
     // Bytes held back by openStream's cork were never offered to the client, so they say
     // nothing about whether it reads: a replay near the bound plus the headers would
     // otherwise cut a healthy new stream before its first byte.
     if (this.#res.writableLength > this.#maxBacklogBytes && !this.#res.socket?.writableCorked) {
       this.destroy('slow');
+      sent?.();
       return false;
     }
     this.wroteSinceTick = true;
     this.queuedSinceTick += typeof frames === 'string' ? Buffer.byteLength(frames) : frames.length;
     // The plain way is `this.#res.write(frames)`, and it is what this does in effect; the
     // fast path frames the HTTP chunk once per shared buffer (see the figure in that file).
-    writePreframed(this.#res, frames);
+    writePreframed(this.#res, frames, sent);
     return true;
   }
 

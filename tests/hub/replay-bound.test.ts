@@ -90,3 +90,51 @@ describe('a new stream whose replay nearly fills the backlog bound', async () =>
     assert.equal(running.app.streams.closed.slow, 0);
   });
 });
+
+describe('replays waiting for their sockets share one bound', async () => {
+  // Each replay may be 32 MiB (the backlog bound); all of them together may hold what history
+  // does: 24 MiB, which keeps the 60 events of 128 KiB below (each counts twice, bytes and
+  // text), so three replays of them fit together and a fourth does not.
+  const running = await startApp({ maxBacklogBytes: 32 * 1024 * 1024, historyMaxBytes: 24 * 1024 * 1024 });
+  const sockets: Socket[] = [];
+  after(async () => {
+    for (const socket of sockets) socket.destroy();
+    await running.close();
+  });
+  const first = running.app.hub.lastId;
+  for (let index = 0; index < 60; index++) {
+    await running.app.hub.publish({ channel: 'shared', data: `${index} ${'x'.repeat(128 * 1024)}` });
+  }
+  const oldest = running.app.hub.lastId - 59;
+  assert.ok(oldest > first);
+
+  /** A client that asks for everything since `oldest - 1`, reads the start of its replay, then never reads again. */
+  async function neverReading(): Promise<void> {
+    const socket = connect(Number(running.url.port), '127.0.0.1');
+    sockets.push(socket);
+    socket.write(`GET /stream?channel=shared HTTP/1.1\r\nHost: 127.0.0.1\r\nLast-Event-ID: ${oldest - 1}\r\n\r\n`);
+    let bytes = 0;
+    while (bytes < 256 * 1024) {
+      const [chunk] = (await once(socket, 'data', { signal: AbortSignal.timeout(5000) })) as [Buffer];
+      bytes += chunk.length;
+    }
+    socket.pause();
+  }
+
+  it('resets a replay with "busy" while others wait for clients that do not read, and replays again once they are gone', async () => {
+    // Replays of 7.5 MiB each: far more than the kernel takes for a reader that stops.
+    for (let index = 0; index < 3; index++) await neverReading();
+    const busy = new StreamClient(new URL('/stream?channel=shared', running.url), { 'Last-Event-ID': String(oldest - 1) });
+    const [reset] = await busy.waitForEvents(1);
+    busy.abort();
+    assert.equal(reset!.type, 'reset');
+    assert.deepEqual(JSON.parse(reset!.data), { reason: 'busy' });
+
+    for (const socket of sockets.splice(0)) socket.destroy();
+    await eventually(() => running.app.hub.subscriberCount === 0, 5000, 'the never-reading streams to close');
+    const replayed = new StreamClient(new URL('/stream?channel=shared', running.url), { 'Last-Event-ID': String(oldest - 1) });
+    const events = await replayed.waitForEvents(60);
+    replayed.abort();
+    assert.deepEqual(events.map((event) => event.data.split(' ')[0]), Array.from({ length: 60 }, (_, index) => String(index)));
+  });
+});

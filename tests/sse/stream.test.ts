@@ -135,6 +135,9 @@ describe('event streams over a real port', async () => {
       second.write(a);
       second.write(b);
       first.write(formatEvent({ data: 'only for the first' }));
+      // Nothing to write: framed as a chunk of length 0, it would end the body.
+      first.write(Buffer.alloc(0));
+      second.write('');
       first.write(a);
       const expected = [
         `retry: 1500\n\n${a}${b}data: only for the first\n\n${a}`,
