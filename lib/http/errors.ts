@@ -71,9 +71,11 @@ function discardBody(req: IncomingMessage): Promise<void> {
  */
 const latestResponse = new WeakMap<Socket, ServerResponse>();
 
-/** Call for every request, before it is handled. */
-export function noteResponse(res: ServerResponse): void {
+/** Call for every request, before it is handled; returns the answer before it on its connection, if any. */
+export function noteResponse(res: ServerResponse): ServerResponse | undefined {
+  const before = latestResponse.get(res.req.socket);
   latestResponse.set(res.req.socket, res);
+  return before;
 }
 
 /**

@@ -15,6 +15,7 @@ import { requestLogger } from './request-log.ts';
 import { router, type Route } from './router.ts';
 import type { AcceptedWrites } from './shutdown.ts';
 import { serveStatic } from './static.ts';
+import { isEventStream } from '../sse/stream.ts';
 
 export interface HttpServerOptions {
   config: Config;
@@ -67,7 +68,15 @@ export function createHttpServer({ config, routes, clientAddress, writes, logger
     },
     (req, res) => {
       logRequest(req, res);
-      noteResponse(res);
+      // HTTP/1.1 answers a connection's requests in order, so one sent behind an event stream
+      // that is still open would wait for it to end: in practice, for ever. EventSource never
+      // does this, but a client that pipelines would pile up requests no answer can reach
+      // (and stream slots, when they ask for streams). Hanging up is the one answer left.
+      const before = noteResponse(res);
+      if (before !== undefined && !before.writableEnded && isEventStream(before)) {
+        req.socket.destroy();
+        return;
+      }
       // `dispatch` is async, so whatever a route throws, even before its first await, arrives
       // here as a rejection and is answered as JSON.
       dispatch(req, res).catch((error: unknown) => answerError(req, res, error, logger));

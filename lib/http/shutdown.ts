@@ -29,7 +29,8 @@ export class AcceptedWrites {
       if (this.#inFlight === 0) this.#events.emit('idle');
     };
     res.once('close', done);
-    // A response queued behind a stream on a pipelined connection never closes by itself.
+    // A response queued behind another on a pipelined connection has no socket yet, and if
+    // the connection dies before its turn, it never closes by itself.
     if (res.socket === null) req.socket.once('close', done);
   }
 

@@ -258,6 +258,11 @@ class SseStream {
 
 const streamOf = new WeakMap<ServerResponse, SseStream>();
 
+/** True when `res` answers with an event stream (./stream.ts made it). */
+export function isEventStream(res: ServerResponse): boolean {
+  return streamOf.has(res);
+}
+
 /** An emitter calls its listeners with itself as `this`: here, the response that closed. */
 function onResponseClose(this: ServerResponse): void {
   streamOf.get(this)?.cleanup();
