@@ -4,8 +4,16 @@
  *
  * It shows the resume protocol in its smallest form: a browser that loses the connection
  * reconnects with `Last-Event-ID: n` and continues at sentence n + 1. Once the paragraph is
- * finished, a reconnect gets 204 No Content: any answer but 200 makes `EventSource` stop
- * reconnecting for good, and 204 is the one that says "done" rather than "error".
+ * finished, a reconnect gets 204 No Content: any final answer but 200 (a redirect is
+ * followed) makes `EventSource` stop reconnecting for good, and 204 is the one that says
+ * "done" rather than "error".
+ *
+ * Two things come from the server around it (lib/http/). The `openStream` it is handed is
+ * lib/sse/stream.ts's behind the admission limits (lib/http/stream-limits.ts), so it takes
+ * only the request and the response. And a bad value is thrown as an `HttpError`, which the
+ * server answers as a JSON 400 (lib/http/http-server.ts). Copied into a plain
+ * `http.createServer`, the handler needs a try/catch that answers it: uncaught, the throw
+ * would end the process.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HttpError } from '../http/json.ts';
@@ -21,7 +29,11 @@ export const SENTENCES = [
   'So the server picks up right where it left off, and nothing is lost.',
 ] as const;
 
-/** Reads an integer query or header value, refusing anything that is not one in range. */
+/**
+ * Reads an integer query or header value, refusing anything that is not one in range.
+ * `Number()` alone would take `0x10`, `1e3`, ` 10 ` and the empty string; digits only, at
+ * most nine of them, refuse those and keep the value a safe integer.
+ */
 function integerIn(name: string, text: string, min: number, max: number): number {
   const value = /^\d{1,9}$/.test(text) ? Number(text) : NaN;
   if (!(value >= min && value <= max)) {

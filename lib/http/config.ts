@@ -10,7 +10,10 @@ export interface Config {
   host: string;
   /** Where the page and its assets live. */
   publicDir: string;
-  /** Idle streams get a comment this often (0 = never). */
+  /**
+   * The heartbeat tick: an idle stream gets a comment within two ticks (a stream that wrote
+   * since the last tick is skipped at it). 0 = never, which also stops the stall checks.
+   */
   heartbeatMs: number;
   /** Sent as `retry:` on every stream: the browser's reconnect delay. */
   retryMs: number;
@@ -20,7 +23,7 @@ export interface Config {
   historySize: number;
   /** Channels the hub remembers; past this it forgets the least recently used idle one. */
   maxChannels: number;
-  /** Bytes the in-process hub's history may take in all; past it, the oldest events go first. */
+  /** Bytes the hub's history may take in all (in Redis, with Redis); past it, the oldest events go first. */
   historyMaxBytes: number;
   /** Shared secret for publishing; unset means "publish from this machine only". */
   publishKey: string | undefined;
@@ -32,7 +35,7 @@ export interface Config {
   monitorUrl: URL | undefined;
   /** How long a probe may take before it counts as failed. */
   monitorTimeoutMs: number;
-  /** Where orders (and the watch-token secret) are kept. */
+  /** Where orders, the history kept across a restart and the watch-token secret are kept. */
   dataDir: string;
   /** Secret for order watch tokens; unset = one generated and kept in DATA_DIR. */
   orderSecret: string | undefined;

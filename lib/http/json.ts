@@ -1,7 +1,8 @@
 /**
  * The plain-HTTP side of the server: JSON answers, errors that carry their status, and request
- * bodies read with a size limit. Every error a client sees goes through `sendJson`, so each one
- * is `{"error": "..."}` with a 4xx status, never a stack trace.
+ * bodies read with a size limit. Every error a client sees is `{"error": "..."}`: a 4xx when
+ * the request was at fault, a bare 500 when we were, never a stack trace (./errors.ts sends
+ * them, through `sendJson` or, for requests too broken to reach a handler, by hand).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 

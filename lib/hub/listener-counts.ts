@@ -1,6 +1,6 @@
 /**
  * Who listens to which channel, counted per process, and who wants to know when that changes.
- * Both hubs use it so demo timers (lib/demo-timer.ts) run only while a channel has listeners.
+ * The hub uses it so demo timers (lib/demos/demo-timer.ts) run only while a channel has listeners.
  */
 export class ListenerCounts {
   readonly #counts = new Map<string, number>();

@@ -1,6 +1,6 @@
 /**
  * Orders in Redis, so any process serves and watches any order: the same `Orders` as the file
- * store (lib/orders.ts), and the same two rules, kept by Lua scripts.
+ * store (lib/demos/orders/store.ts), and the same two rules, kept by Lua scripts.
  *
  * - **Write first, publish after, in one step.** A script writes the order and then publishes
  *   its `order_update` (id, stream entry, pub/sub) through the hub's own publish code. Redis

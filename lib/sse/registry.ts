@@ -86,7 +86,12 @@ export class StreamRegistry {
     }
   }
 
-  /** Ends every stream, first telling clients when to come back (graceful shutdown). */
+  /**
+   * Ends every stream, first telling clients when to come back (graceful shutdown). The
+   * `retry:` repeats what each stream was told when it opened, so with the default it changes
+   * nothing; it is the place to ask for a longer wait, for clients to back off while the
+   * server restarts.
+   */
   endAll(retryMs: number): void {
     const goodbye = formatEvent({ retry: retryMs });
     for (const stream of this.#streams) {

@@ -3,6 +3,11 @@
  * them at once, writing whole frames, bounding what a slow client can pile up, and the one
  * cleanup that runs when the connection goes away.
  *
+ * On a first read, take `write()` as `res.write(frames)` and the close handling as
+ * `res.on('close', () => this.cleanup())`: that is the whole protocol. The rest is tuning for
+ * thousands of streams (a shared listener, frames built once, ./preframed-write.ts), each
+ * with the measurement that justifies it.
+ *
  * Spec: https://html.spec.whatwg.org/multipage/server-sent-events.html
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -21,9 +26,15 @@ import type { StreamRegistry } from './registry.ts';
  *   the body, compression included, which would hold events back;
  * - `X-Accel-Buffering: no` tells nginx (and proxies that copy it) not to buffer the response,
  *   which would otherwise hold events back until a buffer fills;
- * - `keep-alive` states the intent for HTTP/1.1 clients and proxies: this response does not end.
- * There is deliberately no `Content-Length` (the length is unknown) and no compression
- * (gzip buffers bytes until it has enough to compress, which delays events).
+ * - `Connection: keep-alive` is often explained as "this response does not end"; it is not
+ *   that. It says the connection may carry another request after this answer, which HTTP/1.1
+ *   assumes anyway. What lets the response run on is that it has no `Content-Length`: its
+ *   body goes in chunks (`Transfer-Encoding: chunked`, which Node adds), so it ends only when
+ *   we say so. The header is named here because otherwise Node sends it itself, together
+ *   with `Keep-Alive: timeout=5`, a hint about the idle time between requests that means
+ *   nothing for an answer that lasts for hours.
+ * There is deliberately no compression either (gzip buffers bytes until it has enough to
+ * compress, which delays events).
  */
 function streamHeaders(req: IncomingMessage): Record<string, string> {
   const headers: Record<string, string> = {
@@ -56,13 +67,14 @@ export interface StreamOptions {
  * 200, so every 4xx decision must come first. Headers are flushed at once, so the browser's
  * `open` event fires now, not when the first event happens to arrive.
  *
- * "At once" means at the end of this turn of the event loop: the socket is corked until then,
- * so the headers, the `retry:` line and whatever the route writes in the same turn (the hub's
- * first frame, when its store is in this process) leave in one packet, one system call
- * instead of three. Measured with strace: 500 streams took 1,500 writes before, 500 writevs
- * after. Leaving the headers unflushed for Node to send with the first body bytes also makes
- * one packet, but Node then keeps the joined text alive with the response: about 600 bytes
- * more for every open stream, measured with 5,000 streams.
+ * "At once" means at the end of this turn of the event loop: the socket is corked until then
+ * (held writes leave together when it is uncorked), so the headers, the `retry:` line and
+ * whatever the route writes in the same turn (the hub's first frame, when its store is in
+ * this process) leave in one packet, one system call instead of three. Measured with strace:
+ * 500 streams took 1,500 writes before, 500 writevs (one call, several buffers) after.
+ * Leaving the headers unflushed for Node to send with the first body bytes also makes one
+ * packet, but Node then keeps the joined text alive with the response: about 600 bytes more
+ * for every open stream, measured with 5,000 streams.
  *
  * A HEAD request (a proxy's health check, say) gets the same headers and nothing else: the
  * response ends at once, and the stream closes with it, running its cleanups as for any
@@ -150,7 +162,8 @@ class SseStream {
     // shared listener (not a closure per stream) keeps each stream a little smaller.
     streamOf.set(res, this);
     res.on('close', onResponseClose);
-    // Except for a response queued behind an earlier one on a pipelined connection: it has no
+    // Except for a response queued behind an earlier one on a pipelined connection (a client
+    // may send its next request before the answer to the last one is over): it has no
     // socket yet, and if the connection dies first it never gets a 'close' of its own.
     if (res.socket === null) {
       const connection = res.req.socket;
