@@ -2,21 +2,30 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
+import type { AppOptions } from '../../server.ts';
 import { eventually, startApp, StreamClient } from '../support/harness.ts';
 
-describe('replay respects the backlog bound', async () => {
-  const running = await startApp({ maxBacklogBytes: 1024 * 1024 });
+/**
+ * An app whose `channel` holds `count` events of `size` bytes (data `<index> xxx…`), with the
+ * id before the first, and a list for the sockets a test opens: all closed after the suite.
+ */
+async function appWithHistory(options: AppOptions, channel: string, count: number, size: number) {
+  const running = await startApp(options);
   const sockets: Socket[] = [];
   after(async () => {
     for (const socket of sockets) socket.destroy();
     await running.close();
   });
-
-  // 1000 events of 8 KiB: 8 MiB of history, eight times what one client may leave unread.
   const first = running.app.hub.lastId;
-  for (let index = 0; index < 1000; index++) {
-    await running.app.hub.publish({ channel: 'big', data: `${index} ${'x'.repeat(8 * 1024)}` });
+  for (let index = 0; index < count; index++) {
+    await running.app.hub.publish({ channel, data: `${index} ${'x'.repeat(size)}` });
   }
+  return { running, sockets, first };
+}
+
+describe('replay respects the backlog bound', async () => {
+  // 1000 events of 8 KiB: 8 MiB of history, eight times what one client may leave unread.
+  const { running, sockets, first } = await appWithHistory({ maxBacklogBytes: 1024 * 1024 }, 'big', 1000, 8 * 1024);
 
   it('answers an old Last-Event-ID with reset, not the whole history, when the replay passes the bound', async () => {
     const client = new StreamClient(new URL('/stream?channel=big', running.url), { 'Last-Event-ID': String(first) });
@@ -95,16 +104,8 @@ describe('replays waiting for their sockets share one bound', async () => {
   // Each replay may be 32 MiB (the backlog bound); all of them together may hold what history
   // does: 24 MiB, which keeps the 60 events of 128 KiB below (each counts twice, bytes and
   // text), so three replays of them fit together and a fourth does not.
-  const running = await startApp({ maxBacklogBytes: 32 * 1024 * 1024, historyMaxBytes: 24 * 1024 * 1024 });
-  const sockets: Socket[] = [];
-  after(async () => {
-    for (const socket of sockets) socket.destroy();
-    await running.close();
-  });
-  const first = running.app.hub.lastId;
-  for (let index = 0; index < 60; index++) {
-    await running.app.hub.publish({ channel: 'shared', data: `${index} ${'x'.repeat(128 * 1024)}` });
-  }
+  const limits = { maxBacklogBytes: 32 * 1024 * 1024, historyMaxBytes: 24 * 1024 * 1024 };
+  const { running, sockets, first } = await appWithHistory(limits, 'shared', 60, 128 * 1024);
   const oldest = running.app.hub.lastId - 59;
   assert.ok(oldest > first);
 
