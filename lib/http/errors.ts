@@ -6,6 +6,7 @@
  */
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { answerUnderWay } from './answer-order.ts';
 import { HttpError, sendJson } from './json.ts';
 import type { Logger } from './log.ts';
 import { SseFormatError } from '../sse/format.ts';
@@ -65,32 +66,15 @@ function discardBody(req: IncomingMessage): Promise<void> {
 }
 
 /**
- * Each connection's latest response, noted as its request arrives (`noteResponse`), so that a
- * client error later on that connection can tell whether an answer is under way. Answers go
- * out in the order the requests came, so the latest one says it for all.
- */
-const latestResponse = new WeakMap<Socket, ServerResponse>();
-
-/** Call for every request, before it is handled; returns the answer before it on its connection, if any. */
-export function noteResponse(res: ServerResponse): ServerResponse | undefined {
-  const before = latestResponse.get(res.req.socket);
-  latestResponse.set(res.req.socket, res);
-  return before;
-}
-
-/**
  * For the server's 'clientError' event: requests too broken to reach a handler (malformed,
  * headers too large, too slow) still get a JSON answer instead of a bare status line. There
  * is no response object yet, so the answer is written to the socket by hand.
  */
 export function answerClientError(error: NodeJS.ErrnoException, socket: Socket): void {
   // An answer under way on this connection (a stream, say) would get ours in the middle of
-  // its body: hang up instead. Under way means started and not finished, or still waiting
-  // behind an earlier one (no socket yet). A connection whose answers have all finished, as
-  // a kept-alive one between requests, gets its error answer like a new one.
-  const latest = latestResponse.get(socket);
-  const underWay = latest !== undefined && !latest.writableFinished && (latest.headersSent || latest.socket === null);
-  if (!socket.writable || error.code === 'ECONNRESET' || underWay) {
+  // its body: hang up instead. A connection between requests, kept alive after its earlier
+  // answers, gets its error answer like a new one.
+  if (!socket.writable || error.code === 'ECONNRESET' || answerUnderWay(socket)) {
     socket.destroy();
     return;
   }
@@ -107,6 +91,11 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Socket):
  * 405 is written by hand.
  */
 export function answerConnect(_req: IncomingMessage, socket: Socket): void {
+  // Sent behind another request, as any request may be: never into the middle of its answer.
+  if (answerUnderWay(socket)) {
+    socket.destroy();
+    return;
+  }
   answerOnSocket(socket, 405, 'CONNECT is not supported: this is not a proxy', 'Allow: GET, HEAD, POST, OPTIONS\r\n');
 }
 

@@ -8,7 +8,8 @@ import type { AddressInfo } from 'node:net';
 import type { ClientAddress } from './addresses.ts';
 import type { Config } from './config.ts';
 import { corsHeaders, PREFLIGHT_HEADERS } from './cors.ts';
-import { answerClientError, answerConnect, answerError, noteResponse } from './errors.ts';
+import { noteResponse } from './answer-order.ts';
+import { answerClientError, answerConnect, answerError } from './errors.ts';
 import { HttpError, sendJson } from './json.ts';
 import type { Logger } from './log.ts';
 import { requestLogger } from './request-log.ts';
@@ -28,6 +29,23 @@ export interface HttpServerOptions {
 export function createHttpServer({ config, routes, clientAddress, writes, logger }: HttpServerOptions): Server {
   const route = router(routes, (req, res) => serveStatic(config.publicDir, req, res));
   const logRequest = requestLogger(clientAddress, logger);
+
+  /**
+   * What every request goes through first: its log line, and its place in its connection's
+   * order of answers (./answer-order.ts). False when the connection was closed instead: one
+   * request sent behind an event stream that is still open would wait for it to end, in
+   * practice for ever. EventSource never does this, but a client that pipelines would pile up
+   * requests no answer can reach (and stream slots, when they ask for streams).
+   */
+  function arrive(req: IncomingMessage, res: ServerResponse): boolean {
+    logRequest(req, res);
+    const before = noteResponse(res);
+    if (before !== undefined && !before.writableEnded && isEventStream(before)) {
+      req.socket.destroy();
+      return false;
+    }
+    return true;
+  }
 
   async function dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     // Set first, so every answer below (stream, JSON, error) carries them.
@@ -67,16 +85,7 @@ export function createHttpServer({ config, routes, clientAddress, writes, logger
       requireHostHeader: false,
     },
     (req, res) => {
-      logRequest(req, res);
-      // HTTP/1.1 answers a connection's requests in order, so one sent behind an event stream
-      // that is still open would wait for it to end: in practice, for ever. EventSource never
-      // does this, but a client that pipelines would pile up requests no answer can reach
-      // (and stream slots, when they ask for streams). Hanging up is the one answer left.
-      const before = noteResponse(res);
-      if (before !== undefined && !before.writableEnded && isEventStream(before)) {
-        req.socket.destroy();
-        return;
-      }
+      if (!arrive(req, res)) return;
       // `dispatch` is async, so whatever a route throws, even before its first await, arrives
       // here as a rejection and is answered as JSON.
       dispatch(req, res).catch((error: unknown) => answerError(req, res, error, logger));
@@ -87,7 +96,7 @@ export function createHttpServer({ config, routes, clientAddress, writes, logger
   // An `Expect` other than `100-continue` is one we cannot meet: without this listener Node
   // answers 417 itself, with an empty body.
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
-    logRequest(req, res);
+    if (!arrive(req, res)) return;
     sendJson(res, 417, { error: 'Expect is not met: only 100-continue is' }, { Connection: 'close' });
   });
   return server;

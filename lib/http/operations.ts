@@ -21,6 +21,7 @@ export interface HubReadings extends Availability {
   readonly channelCount: number;
   /** Undefined when history is not kept in this process (Redis). */
   readonly historyBytes: number | undefined;
+  readonly replayBytesWaiting: number;
   readonly stats: { readonly published: number; readonly delivered: number; readonly resets: number };
 }
 
@@ -36,6 +37,7 @@ function renderMetrics(streams: StreamRegistry, hub: HubReadings): string {
   if (hub.historyBytes !== undefined) {
     metric('sse_history_bytes', 'gauge', 'Bytes of replay history held in this process (at most HISTORY_MAX_BYTES).', [['', hub.historyBytes]]);
   }
+  metric('sse_replay_bytes_waiting', 'gauge', 'Bytes of replays still waiting for their sockets (at most HISTORY_MAX_BYTES plus one replay).', [['', hub.replayBytesWaiting]]);
   metric('sse_events_published_total', 'counter', 'Events published to the hub.', [['', hub.stats.published]]);
   metric('sse_events_delivered_total', 'counter', 'Events written to subscribers (one per subscriber per event).', [['', hub.stats.delivered]]);
   metric('sse_replay_resets_total', 'counter', 'Reconnects whose Last-Event-ID history could not cover, answered with a reset event.', [['', hub.stats.resets]]);

@@ -12,6 +12,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { StreamRegistry } from '../sse/registry.ts';
 import { openStream, type SseStream, type StreamOptions } from '../sse/stream.ts';
 import { limitKey, type ClientAddress } from './addresses.ts';
+import { requestsBehind } from './answer-order.ts';
 import { HttpError } from './json.ts';
 
 /** What routes call to answer with an event stream: admission first, then the protocol. */
@@ -39,6 +40,13 @@ export function limitedStreams(options: StreamLimitOptions): OpenStream {
     else perAddress.set(address, count);
   };
   return (req, res) => {
+    // A route that awaits before opening (a lookup) may find requests already pipelined
+    // behind it, which could never be answered once this stream is open: hang up instead,
+    // as for requests that arrive behind an open stream (./http-server.ts). A HEAD ends at once.
+    if (req.method !== 'HEAD' && requestsBehind(res)) {
+      req.socket.destroy();
+      throw new HttpError(400, 'Requests were sent behind this stream on its connection; none could be answered');
+    }
     const address = limitKey(clientAddress(req));
     if (registry.size >= maxStreams) {
       throw new HttpError(503, 'Too many open streams on this server; try again later', { 'Retry-After': '10' });

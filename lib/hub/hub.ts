@@ -168,6 +168,10 @@ export class Hub implements PubSub {
     return this.#store.historyBytes;
   }
 
+  get replayBytesWaiting(): number {
+    return this.#replayBytesInFlight;
+  }
+
   listenersOf(channel: string): number {
     return this.#listeners.of(channel);
   }

@@ -110,6 +110,8 @@ export interface PubSub {
   readonly channelCount: number;
   /** Bytes of replay history held in this process (undefined with Redis, which holds it there). */
   readonly historyBytes: number | undefined;
+  /** Bytes of replays written to subscribers whose sockets have not taken them yet. */
+  readonly replayBytesWaiting: number;
   readonly stats: HubStats;
   /** Lets go of the store's connections (Redis); nothing to do in one process. */
   close(): Promise<void>;

@@ -258,6 +258,45 @@ describe('pipelined and broken connections', () => {
     await running.close();
   });
 
+  it('hangs up on requests pipelined behind a stream whose route looks something up before opening it', async () => {
+    const running = await startApp({ heartbeatMs: 0, courierMs: 0 });
+    after(() => running.close());
+    const created = await fetch(new URL('/orders', running.url), {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ item: 'Teapot' }),
+    });
+    const { watch } = (await jsonBody(created)) as unknown as { watch: string };
+    const socket = connect(Number(running.url.port), '127.0.0.1');
+    // /order_monitor awaits the order before opening: every copy has arrived by then.
+    socket.write(`GET ${watch} HTTP/1.1\r\nHost: x\r\n\r\n`.repeat(20));
+    socket.resume();
+    await once(socket, 'close', { signal: AbortSignal.timeout(5000) });
+    await eventually(() => running.app.streams.size === 0, 5000, 'no stream left open');
+  });
+
+  it('never writes an answer of its own into one under way: CONNECT, an unmeetable Expect, or garbage behind another request', async () => {
+    const running = await startApp();
+    after(() => running.close());
+    const port = Number(running.url.port);
+    const behindStream = [
+      'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n',
+      'POST /publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nExpect: foo\r\n\r\n{}',
+    ];
+    for (const second of behindStream) {
+      const answer = await rawExchange(port, `GET /stream HTTP/1.1\r\nHost: x\r\n\r\n${second}`);
+      assert.ok(answer.split('HTTP/1.1 ').length - 1 <= 1, `a second answer inside the stream: ${answer.slice(0, 400)}`);
+    }
+    // A publish whose body has arrived is being handled when garbage follows: its answer is
+    // the 202 or nothing, never a 400 that would make its sender publish again.
+    const body = JSON.stringify({ channel: 'g', data: 'once' });
+    const answer = await rawExchange(
+      port,
+      `POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}this is not http\r\n\r\n`,
+    );
+    assert.doesNotMatch(answer, /HTTP\/1\.1 400/);
+  });
+
   it('answers a request pipelined behind a stream that has already ended (HEAD)', async () => {
     const running = await startApp();
     after(() => running.close());

@@ -139,3 +139,25 @@ describe('replays waiting for their sockets share one bound', async () => {
     assert.deepEqual(events.map((event) => event.data.split(' ')[0]), Array.from({ length: 60 }, (_, index) => String(index)));
   });
 });
+
+describe('a replay its client has read no longer counts against the shared bound', async () => {
+  // 10 events of 100 KiB: about 2 MiB of history counted (bytes and text) under a 3 MiB bound,
+  // so two replays of them waiting at once would already be one too many.
+  const { running, first } = await appWithHistory({ maxBacklogBytes: 4 * 1024 * 1024, historyMaxBytes: 3 * 1024 * 1024 }, 'read', 10, 100 * 1024);
+
+  it('lets one reader after another replay in full while the earlier ones stay connected', async () => {
+    const clients: StreamClient[] = [];
+    try {
+      for (let index = 0; index < 4; index++) {
+        const client = new StreamClient(new URL('/stream?channel=read', running.url), { 'Last-Event-ID': String(first) });
+        clients.push(client);
+        const events = await client.waitForEvents(10);
+        assert.equal(events[0]!.type, 'message', `reader ${index}: ${events[0]!.data.slice(0, 40)}`);
+        // Read in full, so its socket took it all: nothing of it is waiting any more.
+        await eventually(() => running.app.hub.replayBytesWaiting === 0, 5000, `reader ${index}'s replay to stop counting`);
+      }
+    } finally {
+      for (const client of clients) client.abort();
+    }
+  });
+});
