@@ -71,10 +71,7 @@ function discardBody(req: IncomingMessage): Promise<void> {
  * is no response object yet, so the answer is written to the socket by hand.
  */
 export function answerClientError(error: NodeJS.ErrnoException, socket: Socket): void {
-  // An answer under way on this connection (a stream, say) would get ours in the middle of
-  // its body: hang up instead. A connection between requests, kept alive after its earlier
-  // answers, gets its error answer like a new one.
-  if (!socket.writable || error.code === 'ECONNRESET' || answerUnderWay(socket)) {
+  if (error.code === 'ECONNRESET') {
     socket.destroy();
     return;
   }
@@ -91,16 +88,18 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Socket):
  * 405 is written by hand.
  */
 export function answerConnect(_req: IncomingMessage, socket: Socket): void {
-  // Sent behind another request, as any request may be: never into the middle of its answer.
-  if (answerUnderWay(socket)) {
-    socket.destroy();
-    return;
-  }
   answerOnSocket(socket, 405, 'CONNECT is not supported: this is not a proxy', 'Allow: GET, HEAD, POST, OPTIONS\r\n');
 }
 
 /** A whole JSON error answer written straight to the socket, which then closes. */
 function answerOnSocket(socket: Socket, status: number, message: string, extraHeaders = ''): void {
+  // An answer under way on this connection (a stream, say) would get ours in the middle of
+  // its body: hang up instead. A connection between requests, kept alive after its earlier
+  // answers, gets its error answer like a new one.
+  if (!socket.writable || answerUnderWay(socket)) {
+    socket.destroy();
+    return;
+  }
   const body = JSON.stringify({ error: message });
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${extraHeaders}Content-Type: application/json; charset=utf-8\r\n` +

@@ -65,7 +65,7 @@ interface Member {
   /** For a new client whose store has no `followNow`: the newest id when it connected, asked for at once. */
   position: Promise<number | undefined> | undefined;
   /** Bytes of its replays written but not yet sent (see `#writeCounted`). */
-  inFlight: number;
+  bytesWaiting: number;
 }
 
 /** What a catch-up writes before going live, and the id it brings the subscriber up to. */
@@ -109,16 +109,16 @@ export interface HubOptions {
    * attacker's review). Past it, a replay is `reset` with the reason `busy`; a replay always
    * goes when no other is waiting, so the bound is this plus one replay.
    */
-  maxReplayBytesInFlight: number;
+  maxReplayBytesWaiting: number;
 }
 
 export class Hub implements PubSub {
   readonly #store: HubStore;
   readonly #log: Logger;
   readonly #maxReplayBytes: number;
-  readonly #maxReplayBytesInFlight: number;
+  readonly #maxReplayBytesWaiting: number;
   /** Bytes of every member's replays written and not yet sent. */
-  #replayBytesInFlight = 0;
+  #replayBytesWaiting = 0;
   /** The channels followed in this process, and the groups following each. */
   readonly #channels = new Map<string, Set<Group>>();
   readonly #groups = new Map<string, Group>();
@@ -138,7 +138,7 @@ export class Hub implements PubSub {
     this.#store = store;
     this.#log = options.logger;
     this.#maxReplayBytes = options.maxReplayBytes;
-    this.#maxReplayBytesInFlight = options.maxReplayBytesInFlight;
+    this.#maxReplayBytesWaiting = options.maxReplayBytesWaiting;
     store.attach({
       receive: (event) => this.#receive(event),
       resync: () => {
@@ -169,7 +169,7 @@ export class Hub implements PubSub {
   }
 
   get replayBytesWaiting(): number {
-    return this.#replayBytesInFlight;
+    return this.#replayBytesWaiting;
   }
 
   listenersOf(channel: string): number {
@@ -226,7 +226,7 @@ export class Hub implements PubSub {
       heldBytes: 0,
       generation: 0,
       closed: false,
-      inFlight: 0,
+      bytesWaiting: 0,
       // Asked now, not after the catch-up's round trips: a client that publishes as soon as
       // its stream opens must find its event after this position.
       position:
@@ -253,8 +253,8 @@ export class Hub implements PubSub {
     if (member === undefined) return;
     member.closed = true;
     // Its socket is gone, and with it whatever of its replays was still waiting.
-    this.#replayBytesInFlight -= member.inFlight;
-    member.inFlight = 0;
+    this.#replayBytesWaiting -= member.bytesWaiting;
+    member.bytesWaiting = 0;
     this.#members.delete(subscriber);
     this.#listeners.change(member.group.channels, -1);
     this.#leave(member.group, member);
@@ -355,7 +355,7 @@ export class Hub implements PubSub {
   #goLive(member: Member, { frames, upTo, replay }: CatchUp): void {
     const newer = (member.held ?? []).filter((event) => event.id > upTo);
     const held = newer.length > 0 ? Buffer.concat(newer.map((event) => event.frame)) : undefined;
-    if (replay === true && this.#replayBytesInFlight > 0 && this.#replayBytesInFlight + frames.length > this.#maxReplayBytesInFlight) {
+    if (replay === true && this.#replayBytesWaiting > 0 && this.#replayBytesWaiting + frames.length > this.#maxReplayBytesWaiting) {
       // Too many replays waiting for their sockets already: this client starts over instead.
       this.stats.resets += 1;
       member.subscriber.write(resetFrame(upTo, 'busy'));
@@ -376,16 +376,16 @@ export class Hub implements PubSub {
     }
   }
 
-  /** Writes bytes made for one member alone, counting them in flight until they are sent. */
+  /** Writes bytes made for one member alone, counting them as waiting until its socket takes them. */
   #writeCounted(member: Member, frames: Buffer): void {
     let bytes = frames.length;
-    member.inFlight += bytes;
-    this.#replayBytesInFlight += bytes;
+    member.bytesWaiting += bytes;
+    this.#replayBytesWaiting += bytes;
     member.subscriber.write(frames, () => {
-      // Once: `unsubscribe` has already let go of whatever a closed member had in flight.
+      // Once: `unsubscribe` has already let go of whatever a closed member had waiting.
       if (bytes === 0 || member.closed) return;
-      member.inFlight -= bytes;
-      this.#replayBytesInFlight -= bytes;
+      member.bytesWaiting -= bytes;
+      this.#replayBytesWaiting -= bytes;
       bytes = 0;
     });
   }

@@ -34,7 +34,7 @@ export function createBackend(config: Config, logger: Logger): Backend {
   const { historySize, maxChannels, maxOrders } = config;
   // A replay is a piece of history copied for one client: its bound is the stream's backlog
   // bound, and all replays waiting for their sockets may hold as much as history itself.
-  const replayBounds = { maxReplayBytes: config.maxBacklogBytes, maxReplayBytesInFlight: config.historyMaxBytes };
+  const replayBounds = { maxReplayBytes: config.maxBacklogBytes, maxReplayBytesWaiting: config.historyMaxBytes };
   if (config.redisUrl === undefined) {
     const historyFile = join(config.dataDir, 'history.json');
     const store = new MemoryStore({

@@ -11,8 +11,8 @@
  * - **Ending for good.** A stream that simply ends makes the browser reconnect, forever. To
  *   stop it, answer the reconnect with anything but 200 (or with the wrong Content-Type; a
  *   redirect is followed, not counted): the browser then closes the `EventSource` and never
- *   retries. 204 No Content is the clean way
- *   to say "nothing more"; a 4xx or 503 stops it too, so refuse with care.
+ *   retries. 204 No Content is the clean way to say "nothing more"; a 4xx or 503 stops it
+ *   too, so refuse with care.
  *
  * Spec: https://html.spec.whatwg.org/multipage/server-sent-events.html#processing-model
  */

@@ -271,7 +271,7 @@ class SseStream {
 
 const streamOf = new WeakMap<ServerResponse, SseStream>();
 
-/** True when `res` answers with an event stream (./stream.ts made it). */
+/** True when `res` answers with an event stream (`openStream` made it). */
 export function isEventStream(res: ServerResponse): boolean {
   return streamOf.has(res);
 }
